@@ -1,0 +1,1 @@
+"""eBPF C and the shim include tree bcc compiles it against; shipped as package data."""

@@ -1,0 +1,250 @@
+"""The ``flowviz`` command: a thin shell over the package.
+
+Heavy imports (bcc, scapy, textual, pyroute2) happen inside the commands that
+need them, so ``--help`` and ``replay`` start fast and work without root.
+Every :class:`~flowviz.errors.FlowvizError` ends here as one line on stderr
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Optional, Sequence
+
+from .errors import FlowvizError, NeedRoot
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < v < 65536:
+        raise argparse.ArgumentTypeError(f"{v} is not a port (1..65535)")
+    return v
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+        return v
+    return parse
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filter (outer or VXLAN-inner headers; replies of matched flows are kept)")
+    g.add_argument("--dport", type=_port, help="destination port")
+    g.add_argument("--sport", type=_port, help="source port")
+    g.add_argument("--port", type=_port, help="either port")
+    g.add_argument("--host", help="either address")
+    g.add_argument("--proto", choices=("tcp", "udp", "icmp"))
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="JSON Lines: one object per hop and per journey")
+    g.add_argument("--text", action="store_true", help="a text timeline per journey")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="flowviz", description="Follow one packet through a container host.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("replay", help="journeys from pcap/pcapng captures")
+    r.add_argument("files", nargs="+", metavar="FILE")
+    _filter_args(r)
+    _output_args(r)
+    r.set_defaults(func=cmd_replay)
+
+    f = sub.add_parser("follow", help="trace packets live with eBPF (root)")
+    _filter_args(f)
+    f.add_argument("--netns", help="only this namespace: a name, a PID, a path, or inode:N")
+    _output_args(f)
+    f.add_argument("--write", metavar="FILE.pcapng", help="also record the followed hops as pcapng")
+    f.add_argument("--count", type=_positive(int), help="stop after this many journeys")
+    f.add_argument("--duration", type=_positive(float), help="stop after this many seconds")
+    f.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)  # print the final C and exit
+    f.set_defaults(func=cmd_follow)
+
+    d = sub.add_parser("doctor", help="what this machine offers for live tracing, and how to fix what is missing")
+    d.set_defaults(func=cmd_doctor)
+
+    t = sub.add_parser("topo", help="namespaces, links, peers, tunnels, NAT rules and Docker names")
+    t.add_argument("--json", action="store_true")
+    t.add_argument("--path", action="store_true", help="the path a packet to --dport would take")
+    t.add_argument("--dport", type=_port)
+    t.add_argument("--to", metavar="ADDR", help="destination address for --path")
+    t.add_argument("--from", dest="src", metavar="NETNS", help="namespace the packet starts in for --path")
+    t.set_defaults(func=cmd_topo)
+
+    lab = sub.add_parser("lab", help="build the reference topologies from network namespaces (root)")
+    lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    lsub.required = True
+    scen = ("swarm-ingress", "bridge", "overlay", "macvlan", "host", "none", "container", "all")
+    up = lsub.add_parser("up", help="build a scenario (twice is harmless)")
+    up.add_argument("--scenario", choices=scen, default="swarm-ingress")
+    up.set_defaults(func=cmd_lab_up)
+    down = lsub.add_parser("down", help="remove everything the lab made")
+    down.set_defaults(func=cmd_lab_down)
+    st = lsub.add_parser("status", help="what exists, and whether the reference request is answered")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_lab_status)
+    tr = lsub.add_parser("traffic", help="send real requests through a scenario's path")
+    tr.add_argument("--scenario", choices=scen[:-1], default="swarm-ingress")
+    tr.add_argument("--count", type=_positive(int), default=10)
+    tr.add_argument("--rate", type=_positive(float), default=10.0, help="requests per second")
+    tr.add_argument("--proto", choices=("tcp", "udp"), default="tcp")
+    tr.set_defaults(func=cmd_lab_traffic)
+    return p
+
+
+# --- commands ------------------------------------------------------------------
+
+def _filter(args):
+    from .filter import FlowFilter
+    return FlowFilter(dport=args.dport, sport=args.sport, port=getattr(args, "port", None),
+                      host=args.host, proto=args.proto)
+
+
+def _mode(args) -> str:
+    if args.json:
+        return "json"
+    if args.text:
+        return "text"
+    return "text"   # the TUI takes over terminals once it exists
+
+
+def _writer(mode: str):
+    if mode == "json":
+        from .render.jsonl import JsonLinesWriter
+        return JsonLinesWriter(sys.stdout)
+    from .render.text import TextWriter
+    return TextWriter(sys.stdout)
+
+
+def _print_plain(source, correlator, mode: str) -> None:
+    from .sources import journeys
+    w = _writer(mode)
+    try:
+        for j in journeys(source, correlator):
+            w.journey(j)
+    finally:
+        w.close()
+
+
+def _report_problems(source) -> int:
+    for e in source.problems:
+        how = "; the packets before it are reported" if getattr(e, "partial", False) else ""
+        print(f"flowviz: {e}{how}", file=sys.stderr)
+    return 2 if source.problems else 0
+
+
+def cmd_replay(args) -> int:
+    from .correlate import Correlator
+    from .sources.replay import ReplaySource
+    flt = _filter(args)
+    source = ReplaySource(args.files)
+    mode = _mode(args)
+    correlator = Correlator(flt=flt, topology=source.topology)
+    if mode == "tui":
+        from .tui import run_app
+        run_app(source, correlator, flt)
+    else:
+        _print_plain(source, correlator, mode)
+    return _report_problems(source)
+
+
+def need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise NeedRoot(f"{what} needs root (try: sudo flowviz ...)")
+
+
+def cmd_follow(args) -> int:
+    from .sources.live import run_follow
+    return run_follow(args, _filter(args), _mode(args))
+
+
+def cmd_doctor(args) -> int:
+    from .sources.doctor import run_doctor
+    return run_doctor()
+
+
+def cmd_topo(args) -> int:
+    from .topology.cli import run_topo
+    return run_topo(args)
+
+
+def cmd_lab_up(args) -> int:
+    need_root("flowviz lab up")
+    from .lab import up
+    return up(args.scenario)
+
+
+def cmd_lab_down(args) -> int:
+    need_root("flowviz lab down")
+    from .lab import down
+    return down()
+
+
+def cmd_lab_status(args) -> int:
+    need_root("flowviz lab status")
+    from .lab import status
+    return status(as_json=args.json)
+
+
+def cmd_lab_traffic(args) -> int:
+    need_root("flowviz lab traffic")
+    from .lab.traffic import run_traffic
+    return run_traffic(args.scenario, count=args.count, rate=args.rate, proto=args.proto)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM ends the run like ^C does, so cleanups (BPF detach, lab teardown) run.
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.func(args) or 0
+    except FlowvizError as e:
+        _flush_quietly()
+        print(f"flowviz: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader went away (| head): nothing more to say, and say nothing at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an exception so ``finally`` blocks run."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

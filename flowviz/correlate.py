@@ -1,0 +1,389 @@
+"""Sightings → journeys: which events are one packet, and what each hop changed.
+
+Identity of a packet across hops:
+
+* a live source's skb address, while that skb lives (a FREE or DROP event ends
+  it, so a reused address starts a new packet);
+* otherwise what NAT, routing and encapsulation keep: the innermost packet's
+  IP protocol, IPv4 ID, IP length, TCP sequence/ack/flags, UDP length, ICMP
+  type/code/sequence and the first payload bytes. Addresses, ports, TTL, MACs
+  and outer headers are left out because those are what the path rewrites.
+
+The same packet at the same place in the same direction twice is either a
+duplicate sighting (same skb, or identical bytes within a millisecond: a
+tracepoint pair such as netif_rx + netif_receive_skb, or a capture taken twice)
+or a different packet (a retransmission).
+
+A journey ends when no sighting joins it for ``window_ns`` of stream time; it
+is then ordered, its transitions are named (:func:`classify`) and it is
+handed out. Journeys are grouped into connections (the tuples each hop showed,
+in both directions, so NAT does not hide a reply), and a reply points at the
+request it answers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Iterable, Iterator, Optional, Protocol
+
+from .decode import decode
+from .filter import FlowFilter
+from .model import (
+    DROP, FREE, ICMP, ORIG, REPLY, RX, TCP, TX, UDP, Change, ChangeKind, Frame,
+    Hop, HopEvent, IPv4, Journey, Transition, endpoint,
+)
+
+DEFAULT_WINDOW_NS = 1_000_000_000   # a hop more than 1 s after the last is another packet
+DUPLICATE_NS = 1_000_000            # identical bytes at one place within 1 ms: seen twice
+PAYLOAD_KEY_BYTES = 8               # payload bytes in the identity (a VXLAN-wrapped live
+                                    # snapshot of 128 bytes still holds 8 inner payload bytes)
+TCP_SYN, TCP_FIN, TCP_ACK = 0x02, 0x01, 0x10
+MAX_ORIG_REMEMBERED = 64
+
+
+class Topology(Protocol):
+    """What the correlator may ask about devices (live topology, or a capture's interface notes)."""
+
+    def crossing(self, a: HopEvent, b: HopEvent) -> Optional[tuple[ChangeKind, Optional[str]]]:
+        """(VETH, None) for two ends of a veth pair, (BRIDGE, bridge) for a bridge's ports; None: unknown."""
+
+
+def identity(frame: Frame):
+    """What stays the same for one packet along its whole path (None: cannot tell)."""
+    f = frame.innermost
+    ip = f.ip
+    if ip is not None:
+        l4 = f.l4
+        t = type(l4)
+        if t is TCP:
+            inv = (l4.seq, l4.ack, l4.flags, l4.window)
+        elif t is UDP:
+            inv = (l4.length,)
+        elif t is ICMP:
+            inv = (l4.type, l4.code, l4.seq)
+        else:
+            inv = ()
+        ident = ip.id if type(ip) is IPv4 else ip.flow
+        return (ip.proto, ident, ip.length, inv, f.payload[:PAYLOAD_KEY_BYTES])
+    if f.arp is not None:
+        a = f.arp
+        return ("arp", a.op, a.sha, a.spa, a.tpa)
+    return None
+
+
+def flow_tuple(frame: Frame):
+    """(proto, src, sport, dst, dport) of the innermost packet; ICMP echo uses its id as both ports."""
+    f = frame.innermost
+    ip = f.ip
+    if ip is None:
+        return None
+    l4 = f.l4
+    if l4 is None:
+        return (ip.proto, ip.src, None, ip.dst, None)
+    if type(l4) is ICMP:
+        return (ip.proto, ip.src, l4.id, ip.dst, l4.id)
+    return (ip.proto, ip.src, l4.sport, ip.dst, l4.dport)
+
+
+def _reverse(t):
+    return (t[0], t[3], t[4], t[1], t[2])
+
+
+class _Conn:
+    __slots__ = ("id", "orig", "reply", "matched", "requests")
+
+    def __init__(self, cid: int):
+        self.id = cid
+        self.orig: set = set()
+        self.reply: set = set()
+        self.matched = False
+        # recent orig journeys: (journey id, start ts, TCP ack that would answer it)
+        self.requests: deque = deque(maxlen=MAX_ORIG_REMEMBERED)
+
+
+class _Open:
+    """A journey still collecting hops."""
+
+    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "freed", "first_ts")
+
+    def __init__(self, jid: int, conn: _Conn, direction: str, ts: int):
+        self.id = jid
+        self.events: list[HopEvent] = []
+        self.frames: list[Frame] = []
+        self.last_ts = ts
+        self.first_ts = ts
+        self.conn = conn
+        self.direction = direction
+        self.ended = False   # dropped: nothing joins it any more
+        self.freed = False   # a live FREE came after its last hop
+
+
+class Correlator:
+    """Feed HopEvents in (roughly) time order; get finished Journeys back."""
+
+    def __init__(self, *, flt: Optional[FlowFilter] = None, window_ns: int = DEFAULT_WINDOW_NS,
+                 topology: Optional[Topology] = None):
+        self.filter = flt if flt is not None and not flt.empty else None
+        self.window = window_ns
+        self.topology = topology
+        self._open: "OrderedDict[int, _Open]" = OrderedDict()
+        self._by_skb: dict[int, _Open] = {}
+        self._by_key: dict = {}
+        self._conns: dict = {}
+        self._next_id = 1
+        self._now = 0
+        self.duplicates = 0
+        self.events = 0
+
+    # -- input ------------------------------------------------------------
+
+    def feed(self, ev: HopEvent) -> list[Journey]:
+        """Take one sighting; return the journeys that finished because time moved on."""
+        self.events += 1
+        ts = ev.ts_ns
+        if ev.dir == FREE:
+            j = self._by_skb.pop(ev.skb, None) if ev.skb is not None else None
+            if j is not None:
+                j.freed = True
+            return self._expire(ts)
+        frame = decode(ev.data, ev.linktype)
+        j = self._by_skb.get(ev.skb) if ev.skb is not None else None
+        key = identity(frame)
+        if j is not None:
+            last = j.events[-1]
+            if last.place == ev.place and last.dir == ev.dir:
+                self.duplicates += 1   # the same skb reported twice on one device (netif_rx + receive)
+                return self._expire(ts)
+        elif key is not None:
+            cand = self._by_key.get(key)
+            if cand is not None and not cand.ended and ts - cand.last_ts <= self.window:
+                verdict = self._seen_before(cand, ev)
+                if verdict == "duplicate":
+                    self.duplicates += 1
+                    return self._expire(ts)
+                if verdict == "new":
+                    cand = None
+                j = cand
+        if j is None:
+            j = self._start(ev, frame, ts)
+        j.events.append(ev)
+        j.frames.append(frame)
+        if ts > j.last_ts:
+            j.last_ts = ts
+        self._open.move_to_end(j.id)
+        if key is not None:
+            self._by_key[key] = j
+        if ev.skb is not None:
+            if ev.dir == DROP:
+                self._by_skb.pop(ev.skb, None)
+            else:
+                self._by_skb[ev.skb] = j
+        if ev.dir == DROP:
+            j.ended = True
+        self._note_tuple(j, frame)
+        if self.filter is not None and not j.conn.matched and self.filter.matches(frame):
+            j.conn.matched = True
+        return self._expire(ts)
+
+    def flush(self) -> list[Journey]:
+        """End of input: finish every open journey."""
+        out = [self._finish(j) for j in list(self._open.values())]
+        self._open.clear()
+        self._by_skb.clear()
+        self._by_key.clear()
+        return [j for j in out if j is not None]
+
+    def expire(self, now_ns: int) -> list[Journey]:
+        """Finish journeys idle since before ``now_ns - window`` (live: call on a timer)."""
+        return self._expire(now_ns)
+
+    def run(self, events: Iterable[HopEvent]) -> Iterator[Journey]:
+        """All journeys of a finite stream, each as soon as it is finished."""
+        for ev in events:
+            yield from self.feed(ev)
+        yield from self.flush()
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    # -- internals ----------------------------------------------------------
+
+    @staticmethod
+    def _seen_before(j: _Open, ev: HopEvent) -> Optional[str]:
+        """"duplicate", "new" (another packet with the same content), or None (joins j)."""
+        place, d = ev.place, ev.dir
+        for old in reversed(j.events):
+            if old.place == place and old.dir == d:
+                if old.data == ev.data and abs(ev.ts_ns - old.ts_ns) <= DUPLICATE_NS:
+                    return "duplicate"
+                return "new"
+        return None
+
+    def _start(self, ev: HopEvent, frame: Frame, ts: int) -> _Open:
+        jid = self._next_id
+        self._next_id += 1
+        t = flow_tuple(frame)
+        conn, direction = None, ORIG
+        if t is not None:
+            l4 = frame.innermost.l4
+            new_syn = type(l4) is TCP and l4.flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+            if not new_syn:
+                conn = self._conns.get(t)
+                if conn is not None:
+                    direction = ORIG if t in conn.orig else REPLY
+                else:
+                    conn = self._conns.get(_reverse(t))
+                    if conn is not None:
+                        direction = REPLY if _reverse(t) in conn.orig else ORIG
+        if conn is None:
+            conn = _Conn(jid)
+        j = _Open(jid, conn, direction, ts)
+        self._open[jid] = j
+        if direction == ORIG:
+            conn.requests.append((jid, ts, _answering_ack(frame)))
+        return j
+
+    def _note_tuple(self, j: _Open, frame: Frame) -> None:
+        t = flow_tuple(frame)
+        if t is None:
+            return
+        (j.conn.orig if j.direction == ORIG else j.conn.reply).add(t)
+        self._conns[t] = j.conn
+
+    def _expire(self, now: int) -> list[Journey]:
+        if now > self._now:
+            self._now = now
+        limit = self._now - self.window
+        out = []
+        while self._open:
+            j = next(iter(self._open.values()))
+            if j.last_ts >= limit:
+                break
+            del self._open[j.id]
+            done = self._finish(j)
+            if done is not None:
+                out.append(done)
+        return out
+
+    def _finish(self, j: _Open) -> Optional[Journey]:
+        for ev in j.events:
+            if ev.skb is not None and self._by_skb.get(ev.skb) is j:
+                del self._by_skb[ev.skb]
+        if self.filter is not None and not j.conn.matched:
+            return None
+        order = sorted(range(len(j.events)), key=lambda i: j.events[i].ts_ns)
+        hops = []
+        t0 = j.events[order[0]].ts_ns
+        prev_ev = prev_fr = None
+        for seq, i in enumerate(order):
+            ev, fr = j.events[i], j.frames[i]
+            changes = classify(prev_ev, prev_fr, ev, fr, self.topology) if prev_ev is not None else []
+            if seq == len(order) - 1:
+                changes.extend(_ending(ev, fr))
+            hops.append(Hop(seq, ev, fr, Transition(tuple(changes)), ev.ts_ns - t0))
+            prev_ev, prev_fr = ev, fr
+        reply_to = self._request_of(j, hops[0].frame) if j.direction == REPLY else None
+        return Journey(j.id, tuple(hops), j.conn.id, j.direction, reply_to)
+
+    @staticmethod
+    def _request_of(j: _Open, frame: Frame) -> Optional[int]:
+        """The orig journey this reply answers: the one its TCP ack acknowledges, else the latest before it."""
+        l4 = frame.innermost.l4
+        ack = l4.ack if type(l4) is TCP and l4.flags & TCP_ACK else None
+        latest = None
+        for jid, ts, answered_by in reversed(j.conn.requests):
+            if jid >= j.id and ts > j.first_ts:
+                continue
+            if ack is not None and answered_by == ack:
+                return jid
+            if latest is None:
+                latest = jid
+        return latest
+
+
+def _answering_ack(frame: Frame) -> Optional[int]:
+    l4 = frame.innermost.l4
+    if type(l4) is not TCP:
+        return None
+    n = l4.seglen + (1 if l4.flags & TCP_SYN else 0) + (1 if l4.flags & TCP_FIN else 0)
+    return (l4.seq + n) & 0xFFFFFFFF
+
+
+# --- naming transitions -------------------------------------------------------
+
+def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
+             topology: Optional[Topology] = None) -> list[Change]:
+    """What changed between two consecutive sightings of one packet."""
+    changes: list[Change] = []
+    p_in, c_in = pf.innermost, cf.innermost
+    routed = (p_in.ip is not None and c_in.ip is not None and c_in.ip.ttl < p_in.ip.ttl)
+    if not routed and pf.vxlan is not None and cf.vxlan is not None:
+        routed_outer = cf.ip.ttl < pf.ip.ttl   # the underlay packet crossed a router
+    else:
+        routed_outer = False
+    encap = cf.vxlan is not None and pf.vxlan is None
+    decap = pf.vxlan is not None and cf.vxlan is None
+    revni = (pf.vxlan is not None and cf.vxlan is not None and pf.vxlan.vni != cf.vxlan.vni)
+
+    moved = ce.place != pe.place
+    if moved and not (encap or decap or revni):
+        known = topology.crossing(pe, ce) if topology is not None else None
+        cross, via = known if known is not None else (_guess_crossing(pe, ce), None)
+        if not (routed or routed_outer):
+            changes.append(Change(cross, pe.place, ce.place, via=via))
+        elif pe.netns is not None and ce.netns is not None and pe.netns != ce.netns:
+            # routed *and* in another namespace: sightings in between were not captured
+            changes.append(Change(ChangeKind.VETH, pe.place, ce.place))
+    if routed:
+        changes.append(Change(ChangeKind.ROUTE, f"ttl {p_in.ip.ttl}", f"ttl {c_in.ip.ttl}"))
+    elif routed_outer:
+        changes.append(Change(ChangeKind.ROUTE, f"ttl {pf.ip.ttl}", f"ttl {cf.ip.ttl}"))
+    _nat(p_in, c_in, changes)
+    if pf.vxlan is not None and cf.vxlan is not None and not revni:
+        _nat(pf, cf, changes)   # NAT of the underlay packet, under the same tunnel
+    if pe.mark is not None or ce.mark is not None:
+        pm, cm = pe.mark or 0, ce.mark or 0
+        if cm != pm and ce.mark is not None and (cm != 0 or pe.netns == ce.netns):
+            changes.append(Change(ChangeKind.MARK, hex(pm), hex(cm)))
+    if decap or revni:
+        changes.append(Change(ChangeKind.DECAP, _outer_text(pf), pf.inner.tuple_text(), vni=pf.vxlan.vni))
+    if encap or revni:
+        changes.append(Change(ChangeKind.ENCAP, cf.inner.tuple_text(), _outer_text(cf), vni=cf.vxlan.vni))
+    return changes
+
+
+def _guess_crossing(pe: HopEvent, ce: HopEvent) -> ChangeKind:
+    """Veth or bridge, from namespaces and directions alone (no topology at hand)."""
+    if pe.netns is not None and ce.netns is not None and pe.netns != ce.netns:
+        return ChangeKind.VETH
+    if pe.dir == TX and ce.dir == RX:
+        return ChangeKind.VETH
+    if pe.dir is None and ce.dir is None:
+        return ChangeKind.VETH
+    return ChangeKind.BRIDGE
+
+
+def _nat(p: Frame, c: Frame, changes: list[Change]) -> None:
+    if p.ip is None or c.ip is None:
+        return
+    if p.dst != c.dst or p.dport != c.dport:
+        changes.append(Change(ChangeKind.DNAT, endpoint(p.dst, p.dport), endpoint(c.dst, c.dport)))
+    if p.src != c.src or p.sport != c.sport:
+        changes.append(Change(ChangeKind.SNAT, endpoint(p.src, p.sport), endpoint(c.src, c.sport)))
+
+
+def _outer_text(f: Frame) -> str:
+    return f"{f.tuple_text()} vni {f.vxlan.vni}"
+
+
+def _ending(ev: HopEvent, fr: Frame) -> list[Change]:
+    """How a journey ends at its last sighting: dropped, or delivered to a local socket."""
+    if ev.dir == DROP:
+        return [Change(ChangeKind.DROP, ev.place, None, reason=ev.drop_reason or "unknown")]
+    if ev.dir == RX:
+        f = fr.innermost
+        if f.ip is not None:
+            return [Change(ChangeKind.DELIVER, None, endpoint(f.dst, f.dport))]
+    return []
+

@@ -1,0 +1,296 @@
+"""Reading and writing pcap and pcapng files.
+
+Readers yield :class:`Record` s and raise :class:`~flowviz.errors.BadCapture`
+at the first thing they cannot read, after yielding every record before it
+(``partial`` tells the caller whether any were). Handled: pcap in µs and ns
+resolution and either byte order; pcapng with several sections, several
+interfaces (name, description, link type, if_tsresol, if_tsoffset), enhanced,
+simple and obsolete packet blocks, packet comments and epb_flags direction.
+
+The writer makes the pcapng files flowviz records (``follow --write``) and the
+sample captures: one interface per device, hop metadata in packet comments.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, NamedTuple, Optional
+
+from .errors import BadCapture
+from .model import KNOWN_LINKTYPES
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BOM = 0x1A2B3C4D
+BT_IDB, BT_SPB, BT_EPB, BT_OPB = 1, 3, 6, 2
+
+OPT_END, OPT_COMMENT = 0, 1
+IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_TSOFFSET = 2, 3, 9, 14
+EPB_FLAGS = 2
+
+# A record longer than this is not a packet but a corrupt length field.
+MAX_RECORD = 256 * 1024 * 1024
+MAX_SNAPLEN = 262144
+
+DIR_FROM_FLAGS = {1: "rx", 2: "tx"}
+FLAGS_FROM_DIR = {"rx": 1, "tx": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """One capture interface (a pcapng IDB, or the single one of a pcap)."""
+
+    index: int
+    linktype: int
+    name: Optional[str] = None
+    description: Optional[str] = None
+    snaplen: int = 0
+
+
+class Record(NamedTuple):
+    ts_ns: int
+    iface: Interface
+    data: bytes
+    orig_len: int
+    comment: Optional[str] = None
+    direction: Optional[str] = None   # "rx"/"tx" from epb_flags, when present
+
+
+def read_capture(path: str) -> Iterator[Record]:
+    """Yield every record of a pcap or pcapng file, in file order."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise BadCapture(path, e.strerror or str(e)) from None
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except (OSError, ValueError):   # not mappable (a pipe): read it whole
+            buf = f.read()
+        if isinstance(buf, mmap.mmap):
+            with buf:
+                yield from _read_buffer(path, buf)
+        else:
+            yield from _read_buffer(path, buf)
+
+
+def _read_buffer(path: str, buf) -> Iterator[Record]:
+    if len(buf) == 0:
+        raise BadCapture(path, "empty file, not a capture")
+    if len(buf) < 4:
+        raise BadCapture(path, "too short to be a capture")
+    magic_le = struct.unpack_from("<I", buf, 0)[0]
+    if magic_le == PCAPNG_SHB:
+        yield from _read_pcapng(path, buf)
+    elif magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+        yield from _read_pcap(path, buf, "<")
+    elif struct.unpack_from(">I", buf, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+        yield from _read_pcap(path, buf, ">")
+    else:
+        head = bytes(buf[:4])
+        raise BadCapture(path, f"not a pcap or pcapng file (starts with {head!r})")
+
+
+def _read_pcap(path: str, buf, bo: str) -> Iterator[Record]:
+    if len(buf) < 24:
+        raise BadCapture(path, "truncated pcap file header")
+    magic, _vmaj, _vmin, _zone, _sig, snaplen, network = struct.unpack_from(bo + "IHHiIII", buf, 0)
+    linktype = network & 0xFFFF
+    if linktype not in KNOWN_LINKTYPES:
+        raise BadCapture(path, f"link type {linktype} is not one flowviz can decode")
+    iface = Interface(0, linktype, None, None, snaplen)
+    scale = 1 if magic == PCAP_MAGIC_NS else 1000
+    limit = max(snaplen, MAX_SNAPLEN)
+    hdr = struct.Struct(bo + "IIII")
+    off, n, count = 24, len(buf), 0
+    while off < n:
+        if off + 16 > n:
+            raise BadCapture(path, f"truncated record header after packet {count} (byte {off})", partial=count > 0)
+        sec, frac, incl, orig = hdr.unpack_from(buf, off)
+        if incl > limit:
+            raise BadCapture(path, f"record {count + 1} claims {incl} bytes, more than the snapshot length {snaplen}",
+                             partial=count > 0)
+        start = off + 16
+        if start + incl > n:
+            raise BadCapture(path, f"truncated packet {count + 1} (byte {off}: {incl} bytes announced, "
+                                   f"{n - start} left)", partial=count > 0)
+        count += 1
+        yield Record(sec * 1_000_000_000 + frac * scale, iface, bytes(buf[start:start + incl]), orig)
+        off = start + incl
+
+
+def _options(buf, off: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:
+    """(code, value) of each option in buf[off:end]; stops at opt_endofopt."""
+    while off + 4 <= end:
+        code, length = struct.unpack_from(bo + "HH", buf, off)
+        off += 4
+        if code == OPT_END:
+            return
+        if off + length > end:
+            return  # a broken option list: keep what came before it
+        yield code, bytes(buf[off:off + length])
+        off += (length + 3) & ~3
+
+
+def _text(value: bytes) -> str:
+    return value.rstrip(b"\0").decode("utf-8", "replace")
+
+
+class _Section:
+    __slots__ = ("bo", "ifaces", "units", "offsets")
+
+    def __init__(self, bo: str):
+        self.bo = bo
+        self.ifaces: list[Interface] = []
+        self.units: list[int] = []     # timestamp units per second, per interface
+        self.offsets: list[int] = []   # if_tsoffset in seconds, per interface
+
+
+def _read_pcapng(path: str, buf) -> Iterator[Record]:
+    n = len(buf)
+    off, count = 0, 0
+    sec: Optional[_Section] = None
+
+    def fail(problem: str):
+        return BadCapture(path, problem, partial=count > 0)
+
+    while off < n:
+        if off + 12 > n:
+            raise fail(f"truncated block header at byte {off}")
+        btype_le = struct.unpack_from("<I", buf, off)[0]
+        if btype_le == PCAPNG_SHB:
+            bom = struct.unpack_from("<I", buf, off + 8)[0]
+            if bom == PCAPNG_BOM:
+                bo = "<"
+            elif bom == 0x4D3C2B1A:
+                bo = ">"
+            else:
+                raise fail(f"bad section header byte-order magic at byte {off}")
+            sec = _Section(bo)
+        elif sec is None:
+            raise fail("pcapng file does not start with a section header block")
+        bo = sec.bo
+        btype, blen = struct.unpack_from(bo + "II", buf, off)
+        if blen < 12 or blen % 4:
+            raise fail(f"block at byte {off} has an impossible length {blen}")
+        if blen > MAX_RECORD:
+            raise fail(f"block at byte {off} claims {blen} bytes")
+        if off + blen > n:
+            raise fail(f"truncated block at byte {off} ({blen} bytes announced, {n - off} left)")
+        body, end = off + 8, off + blen - 4
+        if btype == BT_IDB:
+            if end - body < 8:
+                raise fail(f"short interface description block at byte {off}")
+            linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, body)
+            name = desc = None
+            units, tsoff = 1_000_000, 0
+            for code, value in _options(buf, body + 8, end, bo):
+                if code == IF_NAME:
+                    name = _text(value)
+                elif code == IF_DESCRIPTION:
+                    desc = _text(value)
+                elif code == IF_TSRESOL and value:
+                    r = value[0]
+                    units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
+                elif code == IF_TSOFFSET and len(value) == 8:
+                    tsoff = struct.unpack(bo + "q", value)[0]
+            idx = len(sec.ifaces)
+            if linktype not in KNOWN_LINKTYPES:
+                raise fail(f"interface {idx} ({name or 'unnamed'}) has link type {linktype}, "
+                           f"which flowviz cannot decode")
+            sec.ifaces.append(Interface(idx, linktype, name, desc, snaplen))
+            sec.units.append(units)
+            sec.offsets.append(tsoff)
+        elif btype == BT_EPB or btype == BT_OPB:
+            if btype == BT_EPB:
+                if end - body < 20:
+                    raise fail(f"short packet block at byte {off}")
+                if_id, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "IIIII", buf, body)
+                data_off = body + 20
+            else:
+                if end - body < 20:
+                    raise fail(f"short packet block at byte {off}")
+                if_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "HHIIII", buf, body)
+                data_off = body + 20
+            if if_id >= len(sec.ifaces):
+                raise fail(f"packet at byte {off} names interface {if_id}, which was never described")
+            if data_off + caplen > end:
+                raise fail(f"packet at byte {off} claims {caplen} bytes, more than its block holds")
+            comment = direction = None
+            for code, value in _options(buf, data_off + ((caplen + 3) & ~3), end, bo):
+                if code == OPT_COMMENT:
+                    comment = _text(value) if comment is None else comment + "\n" + _text(value)
+                elif code == EPB_FLAGS and btype == BT_EPB and len(value) == 4:
+                    direction = DIR_FROM_FLAGS.get(struct.unpack(bo + "I", value)[0] & 3)
+            ts = (ts_hi << 32) | ts_lo
+            units = sec.units[if_id]
+            ts_ns = ts * (1_000_000_000 // units) if 1_000_000_000 % units == 0 else ts * 1_000_000_000 // units
+            ts_ns += sec.offsets[if_id] * 1_000_000_000
+            count += 1
+            yield Record(ts_ns, sec.ifaces[if_id], bytes(buf[data_off:data_off + caplen]), orig, comment, direction)
+        elif btype == BT_SPB:
+            if not sec.ifaces:
+                raise fail(f"simple packet block at byte {off} before any interface")
+            orig = struct.unpack_from(bo + "I", buf, body)[0]
+            caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
+            count += 1
+            yield Record(0, sec.ifaces[0], bytes(buf[body + 4:body + 4 + caplen]), orig)
+        # every other block (statistics, name resolution, secrets, custom) is skipped
+        if struct.unpack_from(bo + "I", buf, end)[0] != blen:
+            raise fail(f"block at byte {off}: trailing length does not match")
+        off += blen
+
+
+# --- writing ----------------------------------------------------------------
+
+def _opt(code: int, value: bytes) -> bytes:
+    pad = (-len(value)) % 4
+    return struct.pack("<HH", code, len(value)) + value + b"\0" * pad
+
+
+def _block(btype: int, body: bytes) -> bytes:
+    blen = 12 + len(body)
+    return struct.pack("<II", btype, blen) + body + struct.pack("<I", blen)
+
+
+class PcapNgWriter:
+    """Writes a little-endian pcapng: one section, interfaces added as met, ns timestamps."""
+
+    def __init__(self, f: BinaryIO, *, app: str = "flowviz"):
+        self.f = f
+        shb = struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1) + _opt(4, app.encode()) + _opt(OPT_END, b"")
+        f.write(_block(PCAPNG_SHB, shb))
+        self._ifaces: dict[tuple, int] = {}
+
+    def interface(self, name: str, linktype: int, description: Optional[str] = None,
+                  snaplen: int = MAX_SNAPLEN) -> int:
+        """The interface id for (name, linktype, description), described on first use."""
+        key = (name, linktype, description)
+        idx = self._ifaces.get(key)
+        if idx is None:
+            opts = _opt(IF_NAME, name.encode())
+            if description:
+                opts += _opt(IF_DESCRIPTION, description.encode())
+            opts += _opt(IF_TSRESOL, b"\x09") + _opt(OPT_END, b"")
+            self.f.write(_block(BT_IDB, struct.pack("<HHI", linktype, 0, snaplen) + opts))
+            idx = self._ifaces[key] = len(self._ifaces)
+        return idx
+
+    def packet(self, if_id: int, ts_ns: int, data: bytes, orig_len: Optional[int] = None,
+               *, direction: Optional[str] = None, comment: Optional[str] = None) -> None:
+        body = struct.pack("<IIIII", if_id, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data),
+                           orig_len if orig_len is not None else len(data))
+        body += data + b"\0" * ((-len(data)) % 4)
+        opts = b""
+        if comment:
+            opts += _opt(OPT_COMMENT, comment.encode())
+        if direction in FLAGS_FROM_DIR:
+            opts += _opt(EPB_FLAGS, struct.pack("<I", FLAGS_FROM_DIR[direction]))
+        if opts:
+            body += opts + _opt(OPT_END, b"")
+        self.f.write(_block(BT_EPB, body))

@@ -1,0 +1,66 @@
+"""JSON Lines: one object per hop, then one per journey (the same for replay and live)."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from ..model import Hop, Journey
+from . import tuple_fields
+
+
+def hop_object(j: Journey, hop: Hop) -> dict:
+    ev, f = hop.event, hop.frame
+    obj = {
+        "type": "hop",
+        "packet": j.id,
+        "seq": hop.seq,
+        "ts_ns": ev.ts_ns,
+        "dt_ns": hop.dt_ns,
+        "netns": ev.netns,
+        "netns_id": ev.netns_id,
+        "ifname": ev.ifname,
+        "ifindex": ev.ifindex,
+        "dir": ev.dir,
+        "hook": ev.hook,
+        "len": ev.wire_len,
+    }
+    obj.update(tuple_fields(f))
+    obj["mark"] = ev.mark
+    obj["vni"] = f.vxlan.vni if f.vxlan is not None else None
+    obj["inner"] = tuple_fields(f.inner.innermost) if f.inner is not None else None
+    obj["changes"] = [c.to_json() for c in hop.changes]
+    obj["skb"] = hex(ev.skb) if ev.skb is not None else None
+    obj["drop_reason"] = ev.drop_reason
+    return obj
+
+
+def journey_object(j: Journey) -> dict:
+    return {
+        "type": "journey",
+        "packet": j.id,
+        "hops": len(j.hops),
+        "path": j.path,
+        "changes": [c.to_json() for c in j.changes],
+        "reply_to": j.reply_to,
+        "conn": j.conn,
+        "direction": j.direction,
+        "summary": j.summary(),
+        "start_ns": j.start_ns,
+        "duration_ns": j.hops[-1].dt_ns if j.hops else 0,
+    }
+
+
+class JsonLinesWriter:
+    def __init__(self, out: TextIO):
+        self.out = out
+
+    def journey(self, j: Journey) -> None:
+        dumps = json.dumps
+        w = self.out.write
+        for hop in j.hops:
+            w(dumps(hop_object(j, hop), ensure_ascii=False) + "\n")
+        w(dumps(journey_object(j), ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self.out.flush()

@@ -1,0 +1,46 @@
+"""The text timeline: one block per journey, one line per hop."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from ..model import Journey
+from . import inner_text, outer_text, packet_label, role_text, safe
+
+COLUMNS = ("seq", "Δt µs", "namespace", "device", "dir", "outer", "inner", "changes")
+
+
+def journey_lines(j: Journey) -> list[str]:
+    rows = []
+    for h in j.hops:
+        ev = h.event
+        rows.append((
+            str(h.seq), f"{h.dt_ns / 1000:.1f}", safe(ev.netns), safe(ev.ifname), ev.dir or "?",
+            outer_text(h.frame), inner_text(h.frame),
+            safe(", ".join(c.text() for c in h.changes)),
+        ))
+    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) for i in range(len(COLUMNS))]
+    right = {0, 1}
+
+    def fmt(cells) -> str:
+        return "  " + "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                                for i, c in enumerate(cells)).rstrip()
+
+    dur = j.hops[-1].dt_ns / 1000 if j.hops else 0
+    head = f"packet {j.id}  {packet_label(j)}  ({role_text(j)}; {len(j.hops)} hops, {dur:.1f} µs)"
+    return [head, fmt(COLUMNS)] + [fmt(r) for r in rows]
+
+
+class TextWriter:
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.count = 0
+
+    def journey(self, j: Journey) -> None:
+        if self.count:
+            self.out.write("\n")
+        self.out.write("\n".join(journey_lines(j)) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self.out.flush()

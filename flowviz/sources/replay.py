@@ -1,0 +1,207 @@
+"""Replay: pcap/pcapng files → HopEvents.
+
+Interface names say where a sighting happened: ``"ingress_sbox/eth0"`` (a
+namespace, then the device), or a bare ``"eth0"`` with ``netns=NAME`` in the
+interface description, or a bare name with no namespace at all. Packet
+comments of the form ``flowviz: key=value ...`` carry what a live recording
+knew (direction, hook, skb, mark, netns inode, ifindex, drop reason).
+Several files are merged by timestamp.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from operator import attrgetter
+from typing import Iterator, Optional
+
+from ..decode import sll_direction
+from ..errors import BadCapture, FlowvizError
+from ..model import ChangeKind, HopEvent
+from ..pcapfile import Interface, Record, read_capture
+from . import SourceStatus
+
+META_PREFIX = "flowviz:"
+_INT_KEYS = ("skb", "mark", "netns_id", "ifindex", "cpu")
+
+
+def parse_meta(comment: Optional[str]) -> tuple[dict, Optional[str]]:
+    """Split a packet comment into flowviz metadata and the rest of the text."""
+    if not comment:
+        return {}, None
+    meta: dict = {}
+    rest = []
+    for line in comment.splitlines():
+        if line.startswith(META_PREFIX):
+            for tok in line[len(META_PREFIX):].split():
+                k, sep, v = tok.partition("=")
+                if sep:
+                    meta[k] = v
+        else:
+            rest.append(line)
+    for k in _INT_KEYS:
+        if k in meta:
+            try:
+                meta[k] = int(meta[k], 0)
+            except ValueError:
+                del meta[k]
+    return meta, "\n".join(rest) or None
+
+
+def format_meta(**fields) -> str:
+    """The comment line :func:`parse_meta` reads back (None values left out)."""
+    parts = []
+    for k, v in fields.items():
+        if v is None:
+            continue
+        if k in ("skb", "mark"):
+            v = hex(v)
+        parts.append(f"{k}={v}")
+    return META_PREFIX + " " + " ".join(parts)
+
+
+class InterfaceNotes:
+    """What interface descriptions say about devices (``kind= master= parent= peer=``).
+
+    Answers the correlator's :meth:`crossing` question for captures that
+    carry these notes (flowviz's own recordings and samples); for others it
+    knows nothing and the correlator falls back to namespaces and directions.
+    """
+
+    def __init__(self):
+        self.devices: dict[str, dict] = {}
+
+    def add(self, netns: Optional[str], ifname: str, description: Optional[str]) -> None:
+        if not description:
+            return
+        info = dict(tok.split("=", 1) for tok in description.split() if "=" in tok)
+        if info:
+            self.devices[f"{netns}/{ifname}" if netns else ifname] = info
+
+    def crossing(self, a: HopEvent, b: HopEvent):
+        ia, ib = self.devices.get(a.place), self.devices.get(b.place)
+        if ia is None or ib is None:
+            return None
+        if a.netns == b.netns:
+            ma, mb = ia.get("master"), ib.get("master")
+            if ma and ma == mb:
+                return ChangeKind.BRIDGE, ma
+            if ia.get("kind") == "bridge" and mb == a.ifname:
+                return ChangeKind.BRIDGE, a.ifname
+            if ib.get("kind") == "bridge" and ma == b.ifname:
+                return ChangeKind.BRIDGE, b.ifname
+        pa, pb = ia.get("peer"), ib.get("peer")
+        if pa == b.place or pb == a.place or (pa and pa == pb and "/" not in pa):
+            return ChangeKind.VETH, None   # a veth pair, or two ends of one wire/segment
+        for x, ix, y in ((a, ia, b), (b, ib, a)):
+            if ix.get("kind") == "macvlan" and ix.get("parent") == y.place:
+                return ChangeKind.BRIDGE, f"{y.ifname} (macvlan)"
+        return None
+
+
+def _place(iface: Interface) -> tuple[Optional[str], str]:
+    """(netns, device) an interface block stands for."""
+    name = iface.name or f"if{iface.index}"
+    if "/" in name:
+        ns, _, dev = name.rpartition("/")
+        return (ns or None), dev
+    if iface.description:
+        for tok in iface.description.split():
+            if tok.startswith("netns="):
+                return tok[6:] or None, name
+    return None, name
+
+
+class ReplaySource:
+    """HopEvents from capture files, merged by time."""
+
+    kind = "replay"
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+        self.problems: list[FlowvizError] = []
+        self.read = 0
+        self._last_ts = 0
+        self._stopped = False
+        self._places: dict[Interface, tuple] = {}
+        #: device notes from the captures' interface descriptions (the correlator's topology)
+        self.topology = InterfaceNotes()
+        # Open every file and read its first record now: a file that is not a
+        # capture at all fails here, before anything is written.
+        self._streams = []
+        for p in self.paths:
+            it = self._file_events(p)
+            try:
+                first = next(it)
+            except StopIteration:
+                continue
+            except BadCapture as e:
+                if e.partial:
+                    self.problems.append(e)
+                    continue
+                raise
+            self._streams.append(_prepend(first, it))
+
+    def _file_events(self, path: str) -> Iterator[HopEvent]:
+        for rec in read_capture(path):
+            yield self._event(rec)
+
+    def _event(self, rec: Record) -> HopEvent:
+        iface = rec.iface
+        place = self._places.get(iface)
+        if place is None:
+            place = self._places[iface] = _place(iface)
+            self.topology.add(place[0], place[1], iface.description)
+        netns, ifname = place
+        meta, text = parse_meta(rec.comment) if rec.comment else ({}, None)
+        direction = meta.get("dir") or rec.direction
+        ifindex = meta.get("ifindex")
+        if direction is None or ifindex is None:
+            d, idx = sll_direction(rec.data, iface.linktype)
+            direction = direction or d
+            if ifindex is None and idx is not None:
+                ifindex = idx
+                if ifname == "any":   # tcpdump -i any: the device is only an index
+                    ifname = f"if{idx}"
+        return HopEvent(
+            ts_ns=rec.ts_ns, ifname=ifname, dir=direction, data=rec.data,
+            linktype=iface.linktype, length=rec.orig_len, netns=netns,
+            netns_id=meta.get("netns_id"), ifindex=ifindex, hook=meta.get("hook", "capture"),
+            skb=meta.get("skb"), mark=meta.get("mark"), drop_reason=meta.get("reason"),
+            cpu=meta.get("cpu"), comment=text,
+        )
+
+    def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:
+        try:
+            yield from it
+        except BadCapture as e:
+            self.problems.append(e)
+
+    def events(self) -> Iterator[HopEvent]:
+        streams = [self._guarded(s) for s in self._streams]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=attrgetter("ts_ns"))
+        for ev in merged:
+            if self._stopped:
+                return
+            self.read += 1
+            self._last_ts = ev.ts_ns
+            yield ev
+
+    def now_ns(self) -> int:
+        return self._last_ts
+
+    def status(self) -> SourceStatus:
+        names = ", ".join(os.path.basename(p) for p in self.paths)
+        return SourceStatus("replay", names, events=self.read, position=f"{self.read} packets read")
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def close(self) -> None:
+        self._streams = []
+
+
+def _prepend(first, it):
+    yield first
+    yield from it
+

@@ -1,0 +1,1 @@
+"""Sample captures made by scripts/make-captures; shipped as package data."""
