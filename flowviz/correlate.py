@@ -39,6 +39,8 @@ PAYLOAD_KEY_BYTES = 8               # payload bytes in the identity (a VXLAN-wra
                                     # snapshot of 128 bytes still holds 8 inner payload bytes)
 TCP_SYN, TCP_FIN, TCP_ACK = 0x02, 0x01, 0x10
 MAX_ORIG_REMEMBERED = 64
+CONN_IDLE_NS = 300_000_000_000      # a connection silent for 5 min is forgotten
+SWEEP_EVERY = 20_000                # events between sweeps of idle connections
 
 
 class Topology(Protocol):
@@ -90,10 +92,11 @@ def _reverse(t):
 
 
 class _Conn:
-    __slots__ = ("id", "orig", "reply", "matched", "requests")
+    __slots__ = ("id", "orig", "reply", "matched", "requests", "last_ts")
 
-    def __init__(self, cid: int):
+    def __init__(self, cid: int, ts: int):
         self.id = cid
+        self.last_ts = ts
         self.orig: set = set()
         self.reply: set = set()
         self.matched = False
@@ -104,7 +107,7 @@ class _Conn:
 class _Open:
     """A journey still collecting hops."""
 
-    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "freed", "first_ts")
+    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "freed", "first_ts", "seen", "keys")
 
     def __init__(self, jid: int, conn: _Conn, direction: str, ts: int):
         self.id = jid
@@ -116,6 +119,8 @@ class _Open:
         self.direction = direction
         self.ended = False   # dropped: nothing joins it any more
         self.freed = False   # a live FREE came after its last hop
+        self.seen: dict = {}  # (place, dir) → the last event there
+        self.keys: set = set()  # identities it is indexed under
 
 
 class Correlator:
@@ -149,15 +154,16 @@ class Correlator:
         frame = decode(ev.data, ev.linktype)
         j = self._by_skb.get(ev.skb) if ev.skb is not None else None
         key = identity(frame)
+        spot = (f"{ev.netns}/{ev.ifname}" if ev.netns else ev.ifname, ev.dir)
         if j is not None:
             last = j.events[-1]
-            if last.place == ev.place and last.dir == ev.dir:
+            if last.ifname == ev.ifname and last.netns == ev.netns and last.dir == ev.dir:
                 self.duplicates += 1   # the same skb reported twice on one device (netif_rx + receive)
                 return self._expire(ts)
         elif key is not None:
             cand = self._by_key.get(key)
             if cand is not None and not cand.ended and ts - cand.last_ts <= self.window:
-                verdict = self._seen_before(cand, ev)
+                verdict = self._seen_before(cand, ev, spot)
                 if verdict == "duplicate":
                     self.duplicates += 1
                     return self._expire(ts)
@@ -168,11 +174,13 @@ class Correlator:
             j = self._start(ev, frame, ts)
         j.events.append(ev)
         j.frames.append(frame)
+        j.seen[spot] = ev
         if ts > j.last_ts:
             j.last_ts = ts
         self._open.move_to_end(j.id)
         if key is not None:
             self._by_key[key] = j
+            j.keys.add(key)
         if ev.skb is not None:
             if ev.dir == DROP:
                 self._by_skb.pop(ev.skb, None)
@@ -210,15 +218,14 @@ class Correlator:
     # -- internals ----------------------------------------------------------
 
     @staticmethod
-    def _seen_before(j: _Open, ev: HopEvent) -> Optional[str]:
+    def _seen_before(j: _Open, ev: HopEvent, spot) -> Optional[str]:
         """"duplicate", "new" (another packet with the same content), or None (joins j)."""
-        place, d = ev.place, ev.dir
-        for old in reversed(j.events):
-            if old.place == place and old.dir == d:
-                if old.data == ev.data and abs(ev.ts_ns - old.ts_ns) <= DUPLICATE_NS:
-                    return "duplicate"
-                return "new"
-        return None
+        old = j.seen.get(spot)
+        if old is None:
+            return None
+        if old.data == ev.data and abs(ev.ts_ns - old.ts_ns) <= DUPLICATE_NS:
+            return "duplicate"
+        return "new"
 
     def _start(self, ev: HopEvent, frame: Frame, ts: int) -> _Open:
         jid = self._next_id
@@ -237,7 +244,7 @@ class Correlator:
                     if conn is not None:
                         direction = REPLY if _reverse(t) in conn.orig else ORIG
         if conn is None:
-            conn = _Conn(jid)
+            conn = _Conn(jid, ts)
         j = _Open(jid, conn, direction, ts)
         self._open[jid] = j
         if direction == ORIG:
@@ -248,12 +255,17 @@ class Correlator:
         t = flow_tuple(frame)
         if t is None:
             return
-        (j.conn.orig if j.direction == ORIG else j.conn.reply).add(t)
-        self._conns[t] = j.conn
+        c = j.conn
+        (c.orig if j.direction == ORIG else c.reply).add(t)
+        self._conns[t] = c
+        if j.last_ts > c.last_ts:
+            c.last_ts = j.last_ts
 
     def _expire(self, now: int) -> list[Journey]:
         if now > self._now:
             self._now = now
+        if self.events % SWEEP_EVERY == 0:
+            self._sweep_conns()
         limit = self._now - self.window
         out = []
         while self._open:
@@ -266,10 +278,19 @@ class Correlator:
                 out.append(done)
         return out
 
+    def _sweep_conns(self) -> None:
+        limit = self._now - CONN_IDLE_NS
+        stale = [t for t, c in self._conns.items() if c.last_ts < limit]
+        for t in stale:
+            del self._conns[t]
+
     def _finish(self, j: _Open) -> Optional[Journey]:
         for ev in j.events:
             if ev.skb is not None and self._by_skb.get(ev.skb) is j:
                 del self._by_skb[ev.skb]
+        for key in j.keys:
+            if self._by_key.get(key) is j:
+                del self._by_key[key]
         if self.filter is not None and not j.conn.matched:
             return None
         order = sorted(range(len(j.events)), key=lambda i: j.events[i].ts_ns)
@@ -365,11 +386,16 @@ def _guess_crossing(pe: HopEvent, ce: HopEvent) -> ChangeKind:
 
 
 def _nat(p: Frame, c: Frame, changes: list[Change]) -> None:
-    if p.ip is None or c.ip is None:
+    pi, ci = p.ip, c.ip
+    if pi is None or ci is None:
         return
-    if p.dst != c.dst or p.dport != c.dport:
+    pl, cl = p.l4, c.l4
+    same_ports = pl is None or cl is None or type(pl) is ICMP or (pl.sport == cl.sport and pl.dport == cl.dport)
+    if pi.dst == ci.dst and pi.src == ci.src and same_ports:
+        return
+    if pi.dst != ci.dst or p.dport != c.dport:
         changes.append(Change(ChangeKind.DNAT, endpoint(p.dst, p.dport), endpoint(c.dst, c.dport)))
-    if p.src != c.src or p.sport != c.sport:
+    if pi.src != ci.src or p.sport != c.sport:
         changes.append(Change(ChangeKind.SNAT, endpoint(p.src, p.sport), endpoint(c.src, c.sport)))
 
 
