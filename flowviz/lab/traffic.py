@@ -1,0 +1,71 @@
+"""Real requests through a lab scenario: ``flowviz lab traffic``.
+
+Sockets are made inside the source namespace (setns on this thread, then
+back), so the requests cross the whole path and the latency measured here is
+the path's. Servers answer every request (flowviz.lab.server).
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import sys
+import time
+from typing import Optional
+
+from ..errors import LabError
+from ..netns import entered
+from .net import netns_exists
+
+
+def one_request(target, proto: str, *, timeout: float = 1.0, seq: int = 0) -> Optional[float]:
+    """Send one request; its round-trip time in seconds, or None when unanswered."""
+    payload = f"flowviz seq={seq}\n".encode()
+    with entered(target.netns):
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(socket.AF_INET, kind)
+    s.settimeout(timeout)
+    t0 = time.perf_counter()
+    try:
+        if proto == "tcp":
+            s.connect((target.addr, target.port))
+            s.sendall(payload)
+            data = s.recv(2048)
+        else:
+            s.sendto(payload, (target.addr, target.port))
+            data, _ = s.recvfrom(2048)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return time.perf_counter() - t0 if data.startswith(b"flowviz-lab ") else None
+
+
+def run_traffic(scenario: str, *, count: int, rate: float, proto: str) -> int:
+    from . import scenarios
+    from .state import LabState
+    st = LabState.load()
+    target = scenarios.TARGETS[scenario]
+    if scenario not in st.scenarios or not netns_exists(target.netns):
+        raise LabError(f"scenario {scenario} is not up: run `flowviz lab up --scenario {scenario}` first")
+    print(f"{scenario}: {target.label} ({proto}), {count} requests at {rate:g}/s")
+    lat: list[float] = []
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(count):
+        r = one_request(target, proto, seq=i)
+        if r is not None:
+            lat.append(r)
+        delay = start + (i + 1) * interval - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    lost = count - len(lat)
+    line = f"sent {count}  answered {len(lat)}  lost {lost}"
+    if lat:
+        ms = sorted(x * 1000 for x in lat)
+        p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+        line += (f"  latency ms min {ms[0]:.3f} avg {statistics.fmean(ms):.3f} p50 {statistics.median(ms):.3f}"
+                 f" p99 {p99:.3f} max {ms[-1]:.3f}")
+    print(line)
+    sys.stdout.flush()
+    return 0 if lost == 0 else 1
