@@ -9,10 +9,10 @@ Identity of a packet across hops:
   type/code/sequence and the first payload bytes. Addresses, ports, TTL, MACs
   and outer headers are left out because those are what the path rewrites.
 
-The same packet at the same place in the same direction twice is either a
-duplicate sighting (same skb, or identical bytes within a millisecond: a
-tracepoint pair such as netif_rx + netif_receive_skb, or a capture taken twice)
-or a different packet (a retransmission).
+The same bytes at the same place in the same direction twice are either a
+duplicate sighting (same skb, or within a millisecond: a tracepoint pair such
+as netif_rx + netif_receive_skb, or a capture taken twice) or a different
+packet (a retransmission).
 
 A journey ends when no sighting joins it for ``window_ns`` of stream time; it
 is then ordered, its transitions are named (:func:`classify`) and it is
@@ -37,6 +37,8 @@ DEFAULT_WINDOW_NS = 1_000_000_000   # a hop more than 1 s after the last is anot
 DUPLICATE_NS = 1_000_000            # identical bytes at one place within 1 ms: seen twice
 PAYLOAD_KEY_BYTES = 8               # payload bytes in the identity (a VXLAN-wrapped live
                                     # snapshot of 128 bytes still holds 8 inner payload bytes)
+PAYLOAD_KEY_BYTES_V6 = 24           # IPv6 has no IP ID: more payload must tell packets apart
+                                    # (neighbour solicitations differ only in the target's low bytes)
 TCP_SYN, TCP_FIN, TCP_ACK = 0x02, 0x01, 0x10
 MAX_ORIG_REMEMBERED = 64
 CONN_IDLE_NS = 300_000_000_000      # a connection silent for 5 min is forgotten
@@ -65,8 +67,9 @@ def identity(frame: Frame):
             inv = (l4.type, l4.code, l4.seq)
         else:
             inv = ()
-        ident = ip.id if type(ip) is IPv4 else ip.flow
-        return (ip.proto, ident, ip.length, inv, f.payload[:PAYLOAD_KEY_BYTES])
+        if type(ip) is IPv4:
+            return (ip.proto, ip.id, ip.length, inv, f.payload[:PAYLOAD_KEY_BYTES])
+        return (ip.proto, ip.flow, ip.length, inv, f.payload[:PAYLOAD_KEY_BYTES_V6])
     if f.arp is not None:
         a = f.arp
         return ("arp", a.op, a.sha, a.spa, a.tpa)
@@ -219,11 +222,18 @@ class Correlator:
 
     @staticmethod
     def _seen_before(j: _Open, ev: HopEvent, spot) -> Optional[str]:
-        """"duplicate", "new" (another packet with the same content), or None (joins j)."""
+        """"duplicate", "new" (another packet with the same content), or None (joins j).
+
+        The same bytes at the same place and direction again are the same
+        sighting twice (within a millisecond) or a retransmission; different
+        bytes there are this packet coming back after a rewrite — a capture
+        without directions sees a node's eth0 take it in plain and send it
+        out wrapped in VXLAN.
+        """
         old = j.seen.get(spot)
-        if old is None:
+        if old is None or old.data != ev.data:
             return None
-        if old.data == ev.data and abs(ev.ts_ns - old.ts_ns) <= DUPLICATE_NS:
+        if abs(ev.ts_ns - old.ts_ns) <= DUPLICATE_NS:
             return "duplicate"
         return "new"
 

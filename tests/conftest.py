@@ -8,17 +8,10 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def sample(name: str) -> str:
-    """Path of a bundled capture, found through the package like the program does."""
-    return str(resources.files("flowviz.pcaps") / name)
+from support import sample
 
 
 @pytest.fixture

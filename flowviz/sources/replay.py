@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
-from ..model import ChangeKind, HopEvent
+from ..model import LINKTYPE_LINUX_SLL2, ChangeKind, HopEvent
 from ..pcapfile import Interface, Record, read_capture
 from . import SourceStatus
 
@@ -100,7 +100,7 @@ class InterfaceNotes:
 
 
 def _place(iface: Interface) -> tuple[Optional[str], str]:
-    """(netns, device) an interface block stands for."""
+    """(netns, device) an interface block names; netns None when it does not say."""
     name = iface.name or f"if{iface.index}"
     if "/" in name:
         ns, _, dev = name.rpartition("/")
@@ -110,6 +110,14 @@ def _place(iface: Interface) -> tuple[Optional[str], str]:
             if tok.startswith("netns="):
                 return tok[6:] or None, name
     return None, name
+
+
+def _file_label(path: str) -> str:
+    base = os.path.basename(path)
+    for ext in (".pcapng", ".pcap", ".cap"):
+        if base.endswith(ext):
+            return base[: -len(ext)]
+    return base
 
 
 class ReplaySource:
@@ -123,7 +131,7 @@ class ReplaySource:
         self.read = 0
         self._last_ts = 0
         self._stopped = False
-        self._places: dict[Interface, tuple] = {}
+        self._places_used: set = set()
         #: device notes from the captures' interface descriptions (the correlator's topology)
         self.topology = InterfaceNotes()
         # Open every file and read its first record now: a file that is not a
@@ -143,15 +151,32 @@ class ReplaySource:
             self._streams.append(_prepend(first, it))
 
     def _file_events(self, path: str) -> Iterator[HopEvent]:
+        # Several files whose interfaces do not name a namespace are taken to be
+        # one namespace each (per-namespace captures): the file name stands in.
+        label = _file_label(path) if len(self.paths) > 1 else None
+        places: dict[Interface, tuple] = {}
         for rec in read_capture(path):
-            yield self._event(rec)
+            place = places.get(rec.iface)
+            if place is None:
+                place = places[rec.iface] = self._new_place(rec.iface, label)
+            yield self._event(rec, place)
 
-    def _event(self, rec: Record) -> HopEvent:
+    def _new_place(self, iface: Interface, label: Optional[str]) -> tuple:
+        netns, ifname = _place(iface)
+        if netns is None and label is not None:
+            netns = label
+        if iface.linktype == LINKTYPE_LINUX_SLL2 and iface.name in (None, "any"):
+            ifname = None   # tcpdump -i any: each packet names its device by index (SLL2)
+        elif (netns, ifname) in self._places_used:
+            # another interface of the same name and no namespace (mergecap of
+            # per-namespace captures): keep them apart by their interface number
+            ifname = f"{ifname}#{iface.index}"
+        self._places_used.add((netns, ifname))
+        self.topology.add(netns, ifname, iface.description)
+        return netns, ifname
+
+    def _event(self, rec: Record, place: tuple) -> HopEvent:
         iface = rec.iface
-        place = self._places.get(iface)
-        if place is None:
-            place = self._places[iface] = _place(iface)
-            self.topology.add(place[0], place[1], iface.description)
         netns, ifname = place
         meta, text = parse_meta(rec.comment) if rec.comment else ({}, None)
         direction = meta.get("dir") or rec.direction
@@ -159,10 +184,10 @@ class ReplaySource:
         if direction is None or ifindex is None:
             d, idx = sll_direction(rec.data, iface.linktype)
             direction = direction or d
-            if ifindex is None and idx is not None:
+            if ifindex is None:
                 ifindex = idx
-                if ifname == "any":   # tcpdump -i any: the device is only an index
-                    ifname = f"if{idx}"
+        if ifname is None:
+            ifname = f"if{ifindex}"
         return HopEvent(
             ts_ns=rec.ts_ns, ifname=ifname, dir=direction, data=rec.data,
             linktype=iface.linktype, length=rec.orig_len, netns=netns,

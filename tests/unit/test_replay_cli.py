@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import sample
+from support import flowviz, sample
 
 HOP_FIELDS = {"type", "packet", "seq", "ts_ns", "netns", "ifname", "dir", "proto", "src", "dst", "sport",
               "dport", "mark", "vni", "inner", "changes"}
 JOURNEY_FIELDS = {"type", "packet", "hops", "path", "changes", "reply_to"}
-
-
-def flowviz(*args, input=None):
-    return subprocess.run([sys.executable, "-m", "flowviz", *args], capture_output=True, text=True,
-                          input=input, timeout=120)
 
 
 def objects(stdout: str):
