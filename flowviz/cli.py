@@ -175,7 +175,7 @@ def need_root(what: str) -> None:
 
 
 def cmd_follow(args) -> int:
-    from .sources.live import run_follow
+    from .follow import run_follow
     return run_follow(args, _filter(args), _mode(args))
 
 

@@ -3,7 +3,7 @@
 Identity of a packet across hops:
 
 * a live source's skb address, while that skb lives (a FREE or DROP event ends
-  it, so a reused address starts a new packet);
+  it; an address that turns up with another packet's identity is a reuse);
 * otherwise what NAT, routing and encapsulation keep: the innermost packet's
   IP protocol, IPv4 ID, IP length, TCP sequence/ack/flags, UDP length, ICMP
   type/code/sequence and the first payload bytes. Addresses, ports, TTL, MACs
@@ -158,6 +158,10 @@ class Correlator:
         j = self._by_skb.get(ev.skb) if ev.skb is not None else None
         key = identity(frame)
         spot = (f"{ev.netns}/{ev.ifname}" if ev.netns else ev.ifname, ev.dir)
+        if j is not None and key is not None and j.keys and key not in j.keys:
+            # the address now holds another packet: its end was not seen (lost, or a
+            # recording, which carries no end-of-life events)
+            j = None
         if j is not None:
             last = j.events[-1]
             if last.ifname == ev.ifname and last.netns == ev.netns and last.dir == ev.dir:

@@ -1,0 +1,1 @@
+/* flowviz shim: included by bcc's headers; nothing in it is used. */

@@ -1,0 +1,106 @@
+"""``flowviz follow``: the live source through the correlator to an output.
+
+Runs until --count journeys, --duration seconds, ^C or SIGTERM; in every case
+the programs are detached, the recording closed, the journeys still open
+written out, and lost sightings reported.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from .correlate import Correlator
+from .filter import FlowFilter
+
+LIVE_WINDOW_NS = 500_000_000   # a journey is done 0.5 s after its last sighting
+LOST_REPORT_EVERY_S = 1.0
+
+
+def run_follow(args, flt: FlowFilter, mode: str) -> int:
+    from .sources.live import LiveSource, build_cflags, final_c, tracefs
+    if args.ebpf:
+        print(final_c(build_cflags(flt, None, tracefs())))
+        return 0
+    recorder = None
+    if args.write:   # made first: a bad path fails before anything is attached
+        from .render.pcapng import PcapngRecorder
+        recorder = PcapngRecorder(args.write)
+    source = topo = None
+    try:
+        source = LiveSource(flt, netns=args.netns)
+        from .topology.live import LiveTopology
+        topo = LiveTopology(source.names)
+        if recorder is not None:
+            recorder.describe = topo.describe
+        correlator = Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo)
+        if mode == "tui":
+            from .tui import run_app
+            run_app(source, correlator, flt, recorder=recorder, count=args.count, duration=args.duration)
+            return _report_lost(source)
+        return _plain(source, correlator, mode, recorder, args.count, args.duration)
+    except BaseException:
+        if recorder is not None and recorder.hops == 0:
+            recorder.discard()   # nothing recorded: do not leave an empty file behind
+        raise
+    finally:
+        if source is not None:
+            source.close()
+        if topo is not None:
+            topo.close()
+        if recorder is not None:
+            recorder.close()
+
+
+def _plain(source, correlator: Correlator, mode: str, recorder, count, duration) -> int:
+    from .render.jsonl import JsonLinesWriter
+    from .render.text import TextWriter
+    out = JsonLinesWriter(sys.stdout) if mode == "json" else TextWriter(sys.stdout)
+    for note in source.notices:
+        print(f"flowviz: {note}", file=sys.stderr)
+    deadline = time.monotonic() + duration if duration else None
+    written = 0
+    lost_seen, lost_checked = 0, time.monotonic()
+
+    def emit(journeys) -> bool:
+        nonlocal written
+        for j in journeys:
+            out.journey(j)
+            if recorder is not None:
+                recorder.journey(j)
+            written += 1
+            if count and written >= count:
+                return True
+        sys.stdout.flush()
+        return False
+
+    try:
+        try:
+            for ev in source.events():
+                done = emit(correlator.expire(source.now_ns()) if ev is None else correlator.feed(ev))
+                now = time.monotonic()
+                if now - lost_checked >= LOST_REPORT_EVERY_S:
+                    lost_checked = now
+                    lost = source.lost
+                    if lost > lost_seen:
+                        print(f"flowviz: {lost - lost_seen} sightings lost (ring buffer full): "
+                              f"journeys may miss hops", file=sys.stderr)
+                        lost_seen = lost
+                if done or (deadline is not None and now >= deadline):
+                    break
+        except KeyboardInterrupt:
+            pass   # ^C or SIGTERM: the normal way to stop following
+        if not (count and written >= count):
+            emit(correlator.flush())
+    finally:
+        source.close()
+        out.close()
+    return _report_lost(source)
+
+
+def _report_lost(source) -> int:
+    lost = source.lost
+    if lost:
+        print(f"flowviz: {lost} sightings were lost in all (ring buffer full)", file=sys.stderr)
+    return 0
+

@@ -1,0 +1,59 @@
+"""``follow --write``: the followed hops as a pcapng that replay and tshark both read.
+
+One interface per device, named ``netns/device`` with what is known about it
+in the description; each packet carries its hop metadata in a comment
+(``flowviz: dir=tx hook=... skb=0x... mark=0x11e ...``) and its direction in
+epb_flags. The file is created with mode 0600 and never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import BadInput
+from ..model import Journey
+from ..pcapfile import PcapNgWriter
+from ..sources.replay import format_meta
+
+
+class PcapngRecorder:
+    def __init__(self, path: str, *, describe=None):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise BadInput(f"--write {path}: the file exists; flowviz does not overwrite recordings") from None
+        except OSError as e:
+            raise BadInput(f"--write {path}: {e.strerror}") from None
+        os.fchmod(fd, 0o600)   # whatever the umask says: captures are private
+        self.path = path
+        self.f = os.fdopen(fd, "wb")
+        self.w = PcapNgWriter(self.f, app="flowviz follow")
+        self.describe = describe   # (HopEvent) → extra "key=value ..." text from topology, or None
+        self.hops = 0
+
+    def journey(self, j: Journey) -> None:
+        for hop in j.hops:
+            ev = hop.event
+            desc = [f"netns={ev.netns}" if ev.netns else "", f"netns_id={ev.netns_id}" if ev.netns_id else "",
+                    f"ifindex={ev.ifindex}" if ev.ifindex else ""]
+            if self.describe is not None:
+                desc.append(self.describe(ev) or "")
+            idx = self.w.interface(ev.place, ev.linktype, " ".join(d for d in desc if d) or None)
+            comment = format_meta(dir=ev.dir, hook=ev.hook, skb=ev.skb, mark=ev.mark, netns_id=ev.netns_id,
+                                  ifindex=ev.ifindex, cpu=ev.cpu, reason=ev.drop_reason)
+            self.w.packet(idx, ev.ts_ns, ev.data, max(ev.wire_len, len(ev.data)),
+                          direction=ev.dir, comment=comment)
+            self.hops += 1
+        self.f.flush()
+
+    def close(self) -> None:
+        if not self.f.closed:
+            self.f.close()
+
+    def discard(self) -> None:
+        """Remove the file this recorder created (only ever one it made itself: O_EXCL)."""
+        self.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass

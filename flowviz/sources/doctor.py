@@ -1,0 +1,207 @@
+"""``flowviz doctor``: what this machine offers for live tracing, and the fix for each gap.
+
+Never assumes: every line is a check made now. Required pieces decide the
+exit status (0: ``follow`` can run, 1: it cannot); optional ones only say
+what they would add.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: Optional[str] = None
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class OptionalHook:
+    name: str
+    available: bool
+    why: str          #: what it would add, or why it is not there
+
+
+def _kernel_has_symbol(name: str) -> bool:
+    try:
+        with open("/proc/kallsyms") as f:
+            return any(line.rstrip().endswith(" " + name) for line in f)
+    except OSError:
+        return False
+
+
+def _tracefs_root() -> Optional[str]:
+    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.isdir(os.path.join(root, "events")):
+            return root
+    return None
+
+
+def kprobes_available() -> bool:
+    root = _tracefs_root()
+    return bool(root) and os.path.exists(os.path.join(root, "kprobe_events"))
+
+
+def fentry_available() -> bool:
+    """Whether the kernel loads an fentry program: tried for real (bcc's support_kfunc() only
+    asks whether the kernel knows the program type; some kernels then refuse to load it).
+    The answer is kept for the rest of this boot."""
+    import json
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = "unknown"
+    cache = f"/run/flowviz/fentry-{boot}.json"
+    try:
+        with open(cache) as f:
+            return bool(json.load(f)["fentry"])
+    except (OSError, ValueError, KeyError):
+        pass
+    ok = _try_fentry()
+    try:
+        os.makedirs("/run/flowviz", exist_ok=True)
+        with open(cache, "w") as f:
+            json.dump({"fentry": ok}, f)
+    except OSError:
+        pass
+    return ok
+
+
+def _try_fentry() -> bool:
+    try:
+        from bcc import BPF
+        if not BPF.support_kfunc():
+            return False
+        from .live import CapturedStderr, bpf_dir
+        os.environ["BCC_KERNEL_SOURCE"] = str(bpf_dir() / "shim")
+        with CapturedStderr():
+            b = BPF(text="KFUNC_PROBE(netif_receive_skb)\n{\n    return 0;\n}\n")
+        b.cleanup()
+        return True
+    except Exception:   # refused to compile, load or attach: no fentry here
+        return False
+
+
+def ipvs_available() -> bool:
+    return os.path.exists("/proc/net/ip_vs")
+
+
+def optional_hooks() -> list[OptionalHook]:
+    """Hooks beyond the tracepoints that would add what tracepoints cannot see."""
+    kp = kprobes_available()
+    fe = fentry_available() if os.geteuid() == 0 else False
+    probe = "kprobes" if kp else "fentry" if fe else None
+    missing = "the kernel has neither kprobes (CONFIG_KPROBES) nor fentry attach"
+    out = []
+    for name, symbol, adds in (
+            ("vxlan", "vxlan_xmit", "the encapsulation step itself"),
+            ("bridge", "br_forward", "the bridge's forwarding decision"),
+            ("nat", "nf_nat_manip_pkt", "the netfilter hook where NAT rewrote the packet"),
+            ("ipvs", "ip_vs_nat_xmit", "the real server IPVS chose")):
+        if name == "ipvs" and not ipvs_available():
+            out.append(OptionalHook(name, False, "no IPVS in this kernel (CONFIG_IP_VS)"))
+        elif probe is None:
+            out.append(OptionalHook(name, False, missing))
+        elif not _kernel_has_symbol(symbol):
+            out.append(OptionalHook(name, False, f"no {symbol} in this kernel"))
+        else:
+            out.append(OptionalHook(name, True, f"{probe} on {symbol}: {adds}"))
+    return out
+
+
+def checks() -> list[Check]:
+    from .live import TRACEPOINTS, has_privileges
+    out = []
+    priv = has_privileges()
+    out.append(Check("privileges", priv, "root or CAP_BPF+CAP_PERFMON" if priv else "not root",
+                     "run as root: sudo flowviz follow ..."))
+    try:
+        import bcc
+        out.append(Check("bcc", True, f"python bcc at {os.path.dirname(bcc.__file__)}"))
+        bcc_ok = True
+    except ImportError:
+        bcc_ok = False
+        out.append(Check("bcc", False, "python module bcc not importable",
+                         "apt-get install python3-bpfcc (then scripts/setup, whose .venv sees it)"))
+    btf = os.path.exists("/sys/kernel/btf/vmlinux")
+    detail = "/sys/kernel/btf/vmlinux"
+    if btf:
+        try:
+            from .btf import kernel_offsets
+            offs = kernel_offsets()
+            detail += f": sk_buff/net_device/net offsets resolved ({len(offs)} fields)"
+        except Exception as e:   # report any BTF reading problem as the check's detail
+            btf = False
+            detail += f": {e}"
+    out.append(Check("kernel BTF", btf, detail, "a kernel built with CONFIG_DEBUG_INFO_BTF=y "
+                     "(or kernel headers: apt-get install linux-headers-$(uname -r))"))
+    root = _tracefs_root()
+    if root is None and priv:
+        from .live import tracefs
+        try:
+            root = tracefs(mount=True)
+        except Exception:   # the check below says it is missing
+            root = None
+    out.append(Check("tracefs", root is not None, root or "not mounted",
+                     "mount -t tracefs tracefs /sys/kernel/tracing"))
+    for cat, event, _, _ in TRACEPOINTS:
+        present = root is not None and os.path.isdir(os.path.join(root, "events", cat, event))
+        out.append(Check(f"tracepoint {cat}:{event}", present, "present" if present else "missing",
+                         "a kernel with CONFIG_TRACEPOINTS (any 4.x+ distribution kernel)"))
+    rel = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2] if x.isdigit())
+    out.append(Check("BPF ring buffer", rel >= (5, 8), f"kernel {os.uname().release}",
+                     "a 5.8 or newer kernel"))
+    if priv and bcc_ok and btf and root:
+        out.append(_compile_check())
+    for h in optional_hooks():
+        out.append(Check(f"optional hook: {h.name}", h.available, h.why, None, required=False))
+    ipvs = ipvs_available()
+    out.append(Check("IPVS", ipvs, "present" if ipvs else
+                     "absent: Docker swarm's routing mesh (published ports through ingress_sbox) cannot run "
+                     "here; `flowviz lab` emulates it with fwmark + DNAT + SNAT",
+                     "a kernel with CONFIG_IP_VS", required=False))
+    out.append(Check("iptables", shutil.which("iptables") is not None, shutil.which("iptables") or "missing",
+                     "apt-get install iptables (the lab and topology use it)", required=False))
+    return out
+
+
+def _compile_check() -> Check:
+    """Compile and load the real tracer (no attach): the shim + BTF path works on this kernel."""
+    from ..filter import FlowFilter
+    from .live import CapturedStderr, bpf_dir, build_cflags, program_text, tracefs
+    err = CapturedStderr()
+    try:
+        from bcc import BPF
+        os.environ["BCC_KERNEL_SOURCE"] = str(bpf_dir() / "shim")
+        with err:
+            b = BPF(text=program_text(), cflags=build_cflags(FlowFilter(dport=20229), None, tracefs(mount=False)))
+            for fn in ("fv_rx", "fv_tx", "fv_rx_enq", "fv_drop", "fv_free"):
+                b.load_func(fn, BPF.TRACEPOINT)
+        b.cleanup()
+        return Check("tracer compiles and loads", True, "bcc + shim headers + BTF offsets, no kernel headers")
+    except Exception as e:   # the compiler or the verifier said no: show what it said
+        return Check("tracer compiles and loads", False, err.first_error() or str(e) or repr(e),
+                     "report this with `flowviz follow --ebpf` output")
+
+
+def run_doctor() -> int:
+    results = checks()
+    width = max(len(c.name) for c in results)
+    for c in results:
+        mark = "ok " if c.ok else ("-- " if not c.required else "NO ")
+        line = f"{mark} {c.name:<{width}}  {c.detail}"
+        if not c.ok and c.fix:
+            line += f"\n    {'':<{width}}  fix: {c.fix}"
+        print(line)
+    bad = [c for c in results if c.required and not c.ok]
+    print()
+    print("live tracing: ready" if not bad else f"live tracing: not ready ({len(bad)} required check(s) failed)")
+    return 0 if not bad else 1

@@ -1,0 +1,329 @@
+"""Live: bcc programs on tracepoints → HopEvents (``flowviz follow``).
+
+Compiles bpf/fv_trace.c with bcc against the shim include tree in bpf/shim
+(no kernel headers needed), with every kernel struct offset taken from BTF
+and every tracepoint field offset from tracefs, passed as -D macros together
+with the filter. Real kernel headers are the fallback only where the kernel
+has no BTF. Everything attached is detached in :meth:`LiveSource.close`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import socket
+import struct
+import time
+from importlib import resources
+from typing import Iterator, Optional
+
+from ..errors import FlowvizError, MissingFeature, NeedRoot
+from ..filter import FlowFilter
+from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, RX, TX, HopEvent
+from . import SourceStatus
+
+#: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
+FV_EVENT = struct.Struct("<QQ6IHBB16s128s")
+FV_EVENT_FIELDS = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
+                   "ifname", "data")
+
+#: hook number → (tracepoint name shown to people, direction)
+HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
+         4: ("kfree_skb", DROP), 5: ("consume_skb", FREE)}
+
+#: (category, event, program, macro of the skbaddr offset)
+TRACEPOINTS = (
+    ("net", "netif_receive_skb", "fv_rx", "FV_TP_RX_SKB"),
+    ("net", "net_dev_start_xmit", "fv_tx", "FV_TP_TX_SKB"),
+    ("net", "netif_rx", "fv_rx_enq", "FV_TP_RXQ_SKB"),
+    ("skb", "kfree_skb", "fv_drop", "FV_TP_DROP_SKB"),
+    ("skb", "consume_skb", "fv_free", "FV_TP_FREE_SKB"),
+)
+TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+RINGBUF_PAGES = 1024          # 4 MiB: ~21,000 events of slack before loss
+CAP_PERFMON, CAP_BPF, CAP_SYS_ADMIN = 38, 39, 21
+
+
+# --- what the machine offers ---------------------------------------------------------
+
+def has_privileges() -> bool:
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            caps = int(next(line for line in f if line.startswith("CapEff:")).split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        return False
+    return bool(caps & (1 << CAP_SYS_ADMIN)) or (bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON)))
+
+
+def tracefs(mount: bool = True) -> str:
+    """Where tracefs is; mounted at /sys/kernel/tracing first when it is nowhere (needs root)."""
+    for root in TRACEFS_CANDIDATES:
+        if os.path.isdir(os.path.join(root, "events")):
+            return root
+    if mount:
+        import subprocess
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", TRACEFS_CANDIDATES[0]], capture_output=True)
+        if os.path.isdir(os.path.join(TRACEFS_CANDIDATES[0], "events")):
+            return TRACEFS_CANDIDATES[0]
+    raise MissingFeature("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
+
+
+def tracepoint_format(root: str, cat: str, event: str) -> str:
+    try:
+        with open(os.path.join(root, "events", cat, event, "format")) as f:
+            return f.read()
+    except OSError:
+        raise MissingFeature(f"tracepoint {cat}:{event} is not in this kernel") from None
+
+
+def field_offset(fmt: str, field: str) -> int:
+    m = re.search(r"field:[^;]*\b" + re.escape(field) + r";\s*offset:(\d+);", fmt)
+    if m is None:
+        raise MissingFeature(f"tracepoint has no field {field}")
+    return int(m.group(1))
+
+
+def drop_reason_names(root: str) -> dict[int, str]:
+    """enum skb_drop_reason value → name, as the running kernel prints them."""
+    try:
+        fmt = tracepoint_format(root, "skb", "kfree_skb")
+    except MissingFeature:
+        return {}
+    return {int(n): name for n, name in re.findall(r"\{\s*(\d+),\s*\"(\w+)\"\s*\}", fmt)}
+
+
+def bpf_dir():
+    return resources.files("flowviz.bpf")
+
+
+class CapturedStderr:
+    """What C code (libbcc, clang) writes to file descriptor 2 while active, kept instead of shown."""
+
+    text = ""
+
+    def __enter__(self):
+        import tempfile
+        self._file = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
+        return False
+
+    def first_error(self) -> str:
+        lines = [l for l in self.text.splitlines() if l.strip()]
+        for l in lines:
+            if "error" in l.lower():
+                return l.strip()
+        return lines[0].strip() if lines else ""
+
+
+# --- building the program -------------------------------------------------------------------
+
+def filter_cflags(flt: FlowFilter, netns_inode: Optional[int]) -> list[str]:
+    """The filter as -D macros (see fv_match in bpf/fv_trace.c)."""
+    out = []
+    for name, macro in (("dport", "FV_DPORT"), ("sport", "FV_SPORT"), ("port", "FV_PORT")):
+        v = getattr(flt, name)
+        if v is not None:
+            out.append(f"-D{macro}={v}")
+    if flt.proto is not None:
+        out.append(f"-DFV_PROTO={ {'tcp': 6, 'udp': 17, 'icmp': 1}[flt.proto] }")
+    if flt.host is not None:
+        if ":" in flt.host:
+            raw = socket.inet_pton(socket.AF_INET6, flt.host)
+            hi, lo = struct.unpack("=QQ", raw)   # as the BPF side loads them: native order
+            out += [f"-DFV_HOST6_0={hi}ULL", f"-DFV_HOST6_1={lo}ULL"]
+        else:
+            out.append(f"-DFV_HOST4={struct.unpack('=I', socket.inet_aton(flt.host))[0]}U")
+    if netns_inode is not None:
+        out.append(f"-DFV_NETNS={netns_inode}U")
+    if flt.empty and netns_inode is None:
+        out.append("-DFV_ALL")
+    return out
+
+
+def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list[str]:
+    from .btf import kernel_offsets
+    cf = [f"-DFV_{k}={v}" for k, v in kernel_offsets().items()]
+    for cat, event, _prog, macro in TRACEPOINTS:
+        fmt = tracepoint_format(root, cat, event)
+        cf.append(f"-D{macro}={field_offset(fmt, 'skbaddr')}")
+        if event == "kfree_skb":
+            cf.append(f"-DFV_TP_DROP_REASON={field_offset(fmt, 'reason')}")
+    rel = os.uname().release.split("-")[0].split(".")
+    nums = [int(x) if x.isdigit() else 0 for x in (rel + ["0", "0"])[:3]]
+    cf += [f"-DFV_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DPAGE_SIZE={os.sysconf('SC_PAGE_SIZE')}",
+           f"-DFV_LINUX_VERSION_CODE={(nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)}",
+           f"-I{bpf_dir()}"]
+    return cf + filter_cflags(flt, netns_inode)
+
+
+def program_text() -> str:
+    return (bpf_dir() / "fv_trace.c").read_text()
+
+
+def final_c(cflags: list[str]) -> str:
+    """The C bcc compiles, with the -D macros written out (``follow --ebpf``)."""
+    defines = []
+    for f in cflags:
+        if f.startswith("-D"):
+            name, _, value = f[2:].partition("=")
+            defines.append(f"#define {name} {value}".rstrip())
+    return "\n".join(["/* flowviz: -D macros for this kernel and filter */", *defines, "", program_text()])
+
+
+# --- the source ------------------------------------------------------------------------
+
+class LiveSource:
+    """HopEvents from the running kernel."""
+
+    kind = "live"
+
+    def __init__(self, flt: FlowFilter, *, netns: Optional[str] = None, names=None):
+        if not has_privileges():
+            raise NeedRoot("flowviz follow needs root, or CAP_BPF and CAP_PERFMON (try: sudo flowviz follow ...)")
+        try:
+            import bcc  # noqa: F401  (the distribution's python3-bpfcc)
+        except ImportError:
+            raise MissingFeature("bcc is not importable: apt-get install python3-bpfcc, and run flowviz from "
+                                 "a Python that sees it (scripts/setup makes such a .venv)") from None
+        from ..topology.namespaces import NetnsNames
+        self.names = names if names is not None else NetnsNames()
+        self.netns_inode = self.names.resolve(netns) if netns else None
+        self.root = tracefs()
+        self.reasons = drop_reason_names(self.root)
+        self.cflags = build_cflags(flt, self.netns_inode, self.root)
+        self.problems: list[FlowvizError] = []
+        self.filter = flt
+        self.bpf = None
+        self.attached: list[str] = []
+        self.notices: list[str] = []
+        self.delivered = 0
+        self._pending: list[HopEvent] = []
+        self._stopped = False
+        self._lost = 0
+        self._rate = 0.0
+        self._rate_mark = (time.monotonic(), 0)
+        # bpf_ktime_get_ns() is CLOCK_MONOTONIC; events carry wall-clock time
+        self._wall_offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        self._load()
+
+    def _load(self) -> None:
+        from bcc import BPF
+        os.environ["BCC_KERNEL_SOURCE"] = str(bpf_dir() / "shim")
+        try:
+            with CapturedStderr() as err:
+                self.bpf = BPF(text=program_text(), cflags=self.cflags)
+        except Exception as e:   # bcc raises plain Exception for compile and load errors
+            said = err.first_error() or str(e)
+            raise MissingFeature(f"the tracer did not compile or load: {said} (see: flowviz follow --ebpf)") from None
+        try:
+            for cat, event, prog, _ in TRACEPOINTS:
+                self.bpf.attach_tracepoint(tp=f"{cat}:{event}", fn_name=prog)
+                self.attached.append(f"{cat}:{event}")
+            self.bpf["fv_events"].open_ring_buffer(self._on_event)
+        except Exception as e:
+            self.close()
+            raise MissingFeature(f"could not attach {cat}:{event}: {e}") from None
+        self.notices += optional_hook_notices()
+
+    # the one place a kernel record becomes the model
+    def convert(self, raw: bytes) -> HopEvent:
+        (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, ifname, data) = FV_EVENT.unpack_from(raw)
+        hook_name, direction = HOOKS.get(hook, ("?", None))
+        return HopEvent(
+            ts_ns=ts + self._wall_offset,
+            ifname=ifname.split(b"\0", 1)[0].decode("utf-8", "replace") or "?",
+            dir=direction,
+            data=data[:caplen],
+            linktype=LINKTYPE_ETHERNET if l2 else LINKTYPE_RAW,
+            length=length,
+            netns=self.names.name(netns) if netns else None,
+            netns_id=netns or None,
+            ifindex=ifindex or None,
+            hook=hook_name,
+            skb=skb,
+            mark=mark,
+            drop_reason=self.reasons.get(reason, str(reason)) if direction == DROP else None,
+            cpu=cpu,
+        )
+
+    def _on_event(self, _ctx, data, size) -> None:
+        self._pending.append(self.convert(ctypes.string_at(data, size)))
+
+    def events(self) -> Iterator[Optional[HopEvent]]:
+        poll = self.bpf.ring_buffer_poll
+        while not self._stopped:
+            poll(100)
+            if self._pending:
+                batch, self._pending = self._pending, []
+                self.delivered += len(batch)
+                yield from batch
+            else:
+                yield None
+
+    def poll_batch(self, timeout_ms: int = 50) -> list[HopEvent]:
+        """One poll's worth of events (for a worker thread that hands batches on)."""
+        self.bpf.ring_buffer_poll(timeout_ms)
+        batch, self._pending = self._pending, []
+        self.delivered += len(batch)
+        return batch
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    @property
+    def lost(self) -> int:
+        """Sightings the kernel could not hand over (the ring buffer was full)."""
+        if self.bpf is not None:
+            try:
+                self._lost = sum(int(getattr(v, "value", v)) for v in self.bpf["fv_lost"][ctypes.c_int(0)])
+            except (KeyError, TypeError, ValueError):
+                pass
+        return self._lost
+
+    def status(self) -> SourceStatus:
+        now = time.monotonic()
+        t0, n0 = self._rate_mark
+        if now - t0 >= 1.0:
+            self._rate = (self.delivered - n0) / (now - t0)
+            self._rate_mark = (now, self.delivered)
+        return SourceStatus("live", f"{len(self.attached)} tracepoints", events=self.delivered, lost=self.lost,
+                            rate=self._rate, notes=tuple(self.notices))
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def close(self) -> None:
+        """Detach every program and free every map (also on errors and signals)."""
+        if self.bpf is not None:
+            bpf = self.bpf
+            try:
+                self.lost   # last reading before the maps go
+            finally:
+                self.bpf = None
+                self.attached = []
+                bpf.cleanup()
+
+
+def optional_hook_notices() -> list[str]:
+    """What the kernel lacks for the optional hooks: said once, never a failure."""
+    from .doctor import optional_hooks
+    missing = [h for h in optional_hooks() if not h.available]
+    if not missing:
+        return []
+    why: dict[str, list[str]] = {}
+    for h in missing:
+        why.setdefault(h.why, []).append(h.name)
+    return ["optional hooks not attached (" + "; ".join(f"{', '.join(n)}: {w}" for w, n in why.items()) +
+            "); the tracepoints still see every device crossing"]

@@ -1,0 +1,147 @@
+"""Every network namespace on the host, by inode, with the best name for it.
+
+Sources, deduplicated by inode (the same namespace is often reachable through
+several of them): the root namespace ("host"), named ones (``ip netns``,
+/run/netns), Docker's (/var/run/docker/netns: ``ingress_sbox``, overlay
+``1-<id>``, container sandboxes), and every process's /proc/<pid>/ns/net.
+Names from the lab's recorded roles and from Docker win over file names.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+RUN_NETNS = "/run/netns"
+DOCKER_NETNS = "/var/run/docker/netns"
+
+
+@dataclass
+class Namespace:
+    inode: int
+    path: str                        #: a path that enters it (for setns)
+    name: str                        #: what people call it: "host", "ingress_sbox", a container name
+    kind: str = "process"            #: root | named | docker | process
+    node: Optional[str] = None       #: lab: which simulated host
+    role: Optional[str] = None       #: host | ingress_sbox | overlay | container | client | underlay
+    network: Optional[str] = None    #: for overlay namespaces: the Docker network
+    containers: list[dict] = field(default_factory=list)   #: [{"name", "id", "mode", "networks"}]
+    pids: list[int] = field(default_factory=list)
+
+
+def _inode(path: str) -> Optional[int]:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def discover(*, with_processes: bool = True) -> dict[int, Namespace]:
+    """All namespaces this process can see, by inode."""
+    found: dict[int, Namespace] = {}
+    root = _inode("/proc/1/ns/net")
+    if root is not None:
+        found[root] = Namespace(root, "/proc/1/ns/net", "host", kind="root", role="host")
+    for directory, kind in ((RUN_NETNS, "named"), (DOCKER_NETNS, "docker")):
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for n in names:
+            path = os.path.join(directory, n)
+            ino = _inode(path)
+            if ino is None:
+                continue
+            if ino not in found or found[ino].kind == "process":
+                found[ino] = Namespace(ino, path, n, kind=kind)
+            if kind == "docker" and n == "ingress_sbox":
+                found[ino].role = "ingress_sbox"
+            elif kind == "docker" and n.startswith("1-"):
+                found[ino].role = "overlay"
+    if with_processes:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            path = f"/proc/{entry}/ns/net"
+            ino = _inode(path)
+            if ino is None:
+                continue
+            ns = found.get(ino)
+            if ns is None:
+                ns = found[ino] = Namespace(ino, path, f"pid:{entry}({_comm(int(entry))})", kind="process")
+            ns.pids.append(int(entry))
+    _apply_lab_roles(found)
+    return found
+
+
+def _apply_lab_roles(found: dict[int, Namespace]) -> None:
+    """The lab wrote down which Docker role each of its namespaces plays."""
+    from ..lab.state import LabState
+    st = LabState.load()
+    if not st.namespaces:
+        return
+    by_path = {ns.path: ns for ns in found.values()}
+    for nsname, role in st.namespaces.items():
+        ns = by_path.get(os.path.join(RUN_NETNS, nsname))
+        if ns is None:
+            continue
+        ns.name = role.label
+        ns.node = role.node
+        ns.role = role.role
+        ns.network = role.network
+        ns.containers = [dict(c) for c in role.containers]
+
+
+class NetnsNames:
+    """inode → name, refreshed when an unknown inode shows up (new container, new namespace)."""
+
+    def __init__(self, *, min_refresh_s: float = 0.5):
+        import time
+        self._clock = time.monotonic
+        self._min = min_refresh_s
+        self._last = 0.0
+        self.by_inode: dict[int, Namespace] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.by_inode = discover()
+        self._last = self._clock()
+
+    def name(self, inode: int) -> str:
+        ns = self.by_inode.get(inode)
+        if ns is None and self._clock() - self._last >= self._min:
+            self.refresh()
+            ns = self.by_inode.get(inode)
+        return ns.name if ns is not None else f"inode:{inode}"
+
+    def resolve(self, spec: str) -> int:
+        """A --netns argument (a name, a PID, a path, or inode:N) → inode."""
+        from ..errors import BadInput
+        if spec.startswith("inode:"):
+            try:
+                return int(spec[6:])
+            except ValueError:
+                raise BadInput(f"--netns {spec}: inode:N needs a number") from None
+        if spec.isdigit():
+            ino = _inode(f"/proc/{spec}/ns/net")
+            if ino is None:
+                raise BadInput(f"--netns {spec}: no such process")
+            return ino
+        if spec.startswith("/"):
+            ino = _inode(spec)
+            if ino is None:
+                raise BadInput(f"--netns {spec}: cannot open it")
+            return ino
+        for ns in self.by_inode.values():
+            if spec in (ns.name, os.path.basename(ns.path)) or any(c.get("name") == spec for c in ns.containers):
+                return ns.inode
+        raise BadInput(f"--netns {spec}: no network namespace of that name")
