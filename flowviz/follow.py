@@ -7,8 +7,10 @@ written out, and lost sightings reported.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
+from contextlib import contextmanager
 
 from .correlate import Correlator
 from .filter import FlowFilter
@@ -58,6 +60,8 @@ def _plain(source, correlator: Correlator, mode: str, recorder, count, duration)
     out = JsonLinesWriter(sys.stdout) if mode == "json" else TextWriter(sys.stdout)
     for note in source.notices:
         print(f"flowviz: {note}", file=sys.stderr)
+    print(f"flowviz: following {source.filter.describe()} on {', '.join(source.attached)} (^C to stop)",
+          file=sys.stderr, flush=True)
     deadline = time.monotonic() + duration if duration else None
     written = 0
     lost_seen, lost_checked = 0, time.monotonic()
@@ -75,7 +79,7 @@ def _plain(source, correlator: Correlator, mode: str, recorder, count, duration)
         return False
 
     try:
-        try:
+        with _stop_on_signals(source):
             for ev in source.events():
                 done = emit(correlator.expire(source.now_ns()) if ev is None else correlator.feed(ev))
                 now = time.monotonic()
@@ -88,14 +92,26 @@ def _plain(source, correlator: Correlator, mode: str, recorder, count, duration)
                         lost_seen = lost
                 if done or (deadline is not None and now >= deadline):
                     break
-        except KeyboardInterrupt:
-            pass   # ^C or SIGTERM: the normal way to stop following
         if not (count and written >= count):
             emit(correlator.flush())
     finally:
         source.close()
         out.close()
     return _report_lost(source)
+
+
+@contextmanager
+def _stop_on_signals(source):
+    """^C and SIGTERM ask the source to stop instead of raising: raised inside bcc's ring-buffer
+    callback an exception would be swallowed by ctypes and the follow would never end."""
+    def handler(signum, frame):
+        source.stop()
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 def _report_lost(source) -> int:

@@ -1,7 +1,10 @@
 """The lab's answering server: ``python -m flowviz.lab.server --ports 20229 --name task``.
 
 Plain sockets on the given ports, TCP and UDP, answering every request with
-``flowviz-lab <name> <request>``. No name lookups of any kind (they would send
+``flowviz-lab <name> <request>``. A TCP request that starts with ``BULK``
+turns its connection into a sink: everything is read until the sender
+closes its side, then the byte count is the answer (for throughput
+measurements). No name lookups of any kind (they would send
 DNS queries out of the lab). Prints ``ready`` once listening, then nothing.
 """
 
@@ -29,6 +32,7 @@ def serve(ports: list[int], name: str, bind: str = "0.0.0.0") -> None:
         u.setblocking(False)
         sel.register(u, selectors.EVENT_READ, "udp")
     prefix = f"flowviz-lab {name} ".encode()
+    bulk: dict = {}   # sink connections → bytes read so far
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)   # the parent stops reading after "ready"
     os.dup2(devnull, 1)
@@ -49,18 +53,43 @@ def serve(ports: list[int], name: str, bind: str = "0.0.0.0") -> None:
                 except BlockingIOError:
                     continue
                 s.sendto(prefix + data, peer)
+            elif key.data == "bulk":
+                try:
+                    data = s.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                except ConnectionError:
+                    data = b""
+                if data:
+                    bulk[s] += len(data)
+                    continue
+                _answer(s, prefix + str(bulk.pop(s)).encode())
+                sel.unregister(s)
+                s.close()
             else:
                 try:
                     data = s.recv(2048)
-                except (BlockingIOError, ConnectionError):
+                except BlockingIOError:
+                    continue
+                except ConnectionError:
                     data = b""
+                if data.startswith(b"BULK"):
+                    bulk[s] = len(data) - 4
+                    sel.modify(s, selectors.EVENT_READ, "bulk")
+                    continue
                 if data:
-                    try:
-                        s.sendall(prefix + data)
-                    except OSError:
-                        pass
+                    _answer(s, prefix + data)
                 sel.unregister(s)
                 s.close()
+
+
+def _answer(s: socket.socket, data: bytes) -> None:
+    try:
+        s.setblocking(True)
+        s.settimeout(2)
+        s.sendall(data)
+    except OSError:
+        pass
 
 
 def main() -> int:

@@ -1,0 +1,184 @@
+"""Live tracing cost and capacity, measured on the lab's swarm ingress path.
+
+1. TCP throughput client → 192.168.21.192:20229 → task on node2 (the full path:
+   DNAT, fwmark, IPVS emulation, SNAT, VXLAN) with flowviz detached, attached
+   with a filter that matches nothing (--dport 9), and attached following
+   every packet (no filter) with its output going to /dev/null. Rounds are
+   interleaved and the median of each mode is compared to detached, as a
+   ratio, so the noisy shared machine affects all modes alike.
+2. Sightings per second userspace takes without loss: UDP requests through the
+   same path at rising rates while flowviz follows them (correlating and
+   writing JSON to /dev/null); for each rate the delivered and lost counts.
+
+Run as root; brings the lab up (and down again) if it is not up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from flowviz.lab.scenarios import TARGETS
+from flowviz.netns import entered
+
+SWARM = TARGETS["swarm-ingress"]
+
+
+def throughput(seconds: float) -> float:
+    """Bytes per second one TCP connection pushes through the path."""
+    with entered(SWARM.netns):
+        s = socket.socket()
+    s.settimeout(10)
+    s.connect((SWARM.addr, SWARM.port))
+    s.sendall(b"BULK")
+    chunk = b"\0" * (256 * 1024)
+    sent, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        s.sendall(chunk)
+        sent += len(chunk)
+    s.shutdown(socket.SHUT_WR)
+    answer = s.recv(256)
+    elapsed = time.perf_counter() - t0
+    s.close()
+    got = int(answer.rsplit(b" ", 1)[-1])
+    if got != sent + 0:
+        print(f"  (server counted {got} of {sent} bytes)", file=sys.stderr)
+    return got / elapsed
+
+
+def start_follow(*args: str) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-m", "flowviz", "follow", "--json", *args],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = b""
+    while b"following" not in err:
+        line = p.stderr.readline()
+        if not line:
+            raise SystemExit(f"flowviz follow did not start: {err.decode()}")
+        err += line
+    return p
+
+
+def stop_follow(p: subprocess.Popen) -> None:
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=60)
+
+
+def bench_throughput(rounds: int, seconds: float) -> None:
+    modes = [("detached", None), ("attached, filter matches nothing (--dport 9)", ("--dport", "9")),
+             ("attached, following every packet", ())]
+    results: dict[str, list[float]] = {m: [] for m, _ in modes}
+    for _ in range(rounds):
+        for name, args in modes:
+            p = start_follow(*args) if args is not None else None
+            try:
+                results[name].append(throughput(seconds))
+            finally:
+                if p is not None:
+                    stop_follow(p)
+    base = statistics.median(results["detached"])
+    print(f"TCP throughput through the full swarm ingress path ({rounds} rounds of {seconds:g} s, median):")
+    for name, _ in modes:
+        med = statistics.median(results[name])
+        print(f"  {name:48} {med * 8 / 1e9:7.2f} Gbit/s   ratio {med / base:5.2f}")
+
+
+SENDER = """
+import socket, sys, time
+from flowviz.netns import entered
+rate, seconds, ns, addr, port = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+with entered(ns):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+n, t0, payload = 0, time.perf_counter(), b"flowviz bench\\n"
+while True:
+    now = time.perf_counter() - t0
+    if now >= seconds:
+        break
+    due = int(now * rate)
+    while n < due:
+        try:
+            s.sendto(payload, (addr, port))
+        except BlockingIOError:
+            pass
+        n += 1
+print(n, time.perf_counter() - t0)
+"""
+
+
+def bench_capacity(rates: list[int], seconds: float) -> None:
+    """Follow a UDP flow in this process while another process sends it; count what arrives and what
+    the ring buffer had to drop."""
+    import gc
+    from flowviz.correlate import Correlator
+    from flowviz.filter import FlowFilter
+    from flowviz.render.jsonl import JsonLinesWriter
+    from flowviz.sources.live import LiveSource
+
+    gc.set_threshold(100_000, 50, 100)   # as the CLI does
+    flt = FlowFilter(dport=SWARM.port, proto="udp")
+    print(f"sightings/s userspace takes (UDP requests through the path from another process, {seconds:g} s per "
+          f"rate; correlated and written as JSON to /dev/null):")
+    print(f"  {'requests/s sent':>16} {'sightings/s':>12} {'lost':>8}")
+    best = 0.0
+    for rate in rates:
+        src = LiveSource(flt)
+        corr = Correlator(flt=flt, window_ns=500_000_000)
+        out = JsonLinesWriter(open(os.devnull, "w"))
+        counted = 0
+        try:
+            sender = subprocess.Popen([sys.executable, "-c", SENDER, str(rate), str(seconds), SWARM.netns,
+                                       SWARM.addr, str(SWARM.port)], stdout=subprocess.PIPE, text=True)
+            t0 = time.perf_counter()
+            drain_until = None
+            while True:
+                for ev in src.poll_batch(20):
+                    counted += 1
+                    for j in corr.feed(ev):
+                        out.journey(j)
+                if drain_until is None and sender.poll() is not None:
+                    drain_until = time.perf_counter() + 0.5
+                if drain_until is not None and time.perf_counter() >= drain_until:
+                    break
+            elapsed = time.perf_counter() - t0
+            sent, send_time = sender.stdout.read().split()
+            lost = src.lost
+        finally:
+            src.close()
+        rate_in = counted / elapsed
+        if lost == 0:
+            best = max(best, rate_in)
+        print(f"  {int(sent) / float(send_time):>16,.0f} {rate_in:>12,.0f} {lost:>8,}")
+    print(f"  sustained without loss: {best:,.0f} sightings/s")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rates", default="500,1000,2000,4000,8000")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench-live needs root", file=sys.stderr)
+        return 2
+    from flowviz.lab import down, up
+    from flowviz.lab.net import netns_exists
+    brought_up = not netns_exists(SWARM.netns)
+    if brought_up:
+        up("swarm-ingress", quiet=True)
+    try:
+        bench_throughput(args.rounds, args.seconds)
+        bench_capacity([int(r) for r in args.rates.split(",")], 2.0)
+    finally:
+        if brought_up:
+            down(quiet=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

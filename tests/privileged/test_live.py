@@ -1,0 +1,145 @@
+"""`flowviz follow` on the lab's swarm ingress path: the journey, the recording, the filter, detaching."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from livetools import fv_programs, following
+from support import flowviz
+from flowviz.lab.scenarios import TARGETS
+from flowviz.lab.traffic import one_request
+
+pytestmark = pytest.mark.privileged
+SWARM = TARGETS["swarm-ingress"]
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_loaded():
+    assert fv_programs() == []
+    yield
+    assert fv_programs() == [], "a tracer stayed loaded"
+
+
+def request_journeys(js):
+    return [j for j in js if j["reply_to"] is None and any("ingress_sbox" in p for p in j["path"])]
+
+
+@pytest.fixture(scope="module")
+def followed(swarm_lab, tmp_path_factory):
+    rec = str(tmp_path_factory.mktemp("rec") / "follow.pcapng")
+    with following("--dport", "20229", "--json", "--write", rec) as f:
+        assert one_request(SWARM, "tcp", timeout=3) is not None
+        time.sleep(1.5)   # past the correlation window
+    assert f.returncode == 0, f.stderr
+    return f, rec
+
+
+def test_the_request_journey_through_the_reference_path(followed):
+    f, _ = followed
+    js = f.journeys()
+    syn = min(request_journeys(js), key=lambda j: j["start_ns"])   # the connection's first packet
+    hops = f.hops(syn["packet"])
+    by_place = {(h["netns"], h["ifname"], h["dir"]): h for h in hops}
+    eth1 = by_place[("node1:ingress_sbox", "eth1", "rx")]
+    assert eth1["dport"] == 20229 and eth1["dst"] == "172.18.0.2"
+    eth0 = by_place[("node1:ingress_sbox", "eth0", "tx")]
+    assert (eth0["src"], eth0["dst"], eth0["dport"], eth0["mark"]) == ("10.255.0.3", "10.255.0.33", 20229, 0x11E)
+    kinds = {(c["kind"]) for c in eth0["changes"]}
+    assert {"dnat", "snat", "mark", "route"} <= kinds
+    assert ("node1:1-mp3mrjuxu0", "vxlan0", "tx") in by_place
+    underlay = by_place[("node1", "eth0", "tx")]
+    assert underlay["vni"] == 4096 and underlay["dport"] == 4789 and underlay["inner"]["dport"] == 20229
+    assert any(c["kind"] == "encap" and c["vni"] == 4096 for c in underlay["changes"])
+    decap = by_place[("node2:1-mp3mrjuxu0", "vxlan0", "rx")]
+    assert any(c["kind"] == "decap" for c in decap["changes"])
+    last = hops[-1]
+    assert (last["netns"], last["ifname"], last["dir"]) == ("node2:my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b", "eth0", "rx")
+    assert last["changes"][-1]["kind"] == "deliver"
+    assert any(c["kind"] == "bridge" and c.get("via") == "br0" for h in hops for c in h["changes"])
+    replies = [j for j in js if j["reply_to"] == syn["packet"]]
+    assert replies and replies[0]["path"][-1] == "client/eth0"
+
+
+def test_json_fields_are_the_replay_fields(followed, swarm_pcap):
+    f, _ = followed
+    live_hop = next(o for o in f.objects() if o["type"] == "hop")
+    replay = flowviz("replay", swarm_pcap, "--json").stdout.splitlines()[0]
+    import json
+    assert set(live_hop) == set(json.loads(replay))
+
+
+def test_the_recording_replays_to_the_same_journeys(followed):
+    f, rec = followed
+    assert stat.S_IMODE(os.stat(rec).st_mode) == 0o600
+    r = flowviz("replay", rec, "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+    replayed = [json.loads(l) for l in r.stdout.splitlines()]
+    rj = [o for o in replayed if o["type"] == "journey"]
+    live = sorted((j["path"], [c["kind"] for c in j["changes"]], j["reply_to"] is None) for j in f.journeys())
+    again = sorted((j["path"], [c["kind"] for c in j["changes"]], j["reply_to"] is None) for j in rj)
+    assert again == live
+    t = subprocess.run(["tshark", "-r", rec, "-T", "fields", "-e", "frame.interface_name"], capture_output=True,
+                       text=True)
+    assert t.returncode == 0 and "node1:ingress_sbox/eth0" in t.stdout
+
+
+def test_traffic_that_does_not_match_produces_nothing(swarm_lab):
+    with following("--dport", "9999", "--json") as f:
+        for _ in range(3):
+            assert one_request(SWARM, "tcp", timeout=3) is not None
+        time.sleep(1.0)
+    assert f.returncode == 0 and f.stdout == ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_everything_is_detached_after_a_signal(swarm_lab, sig):
+    with following("--dport", "20229", "--json", stop=sig) as f:
+        assert len(fv_programs()) == 5
+        one_request(SWARM, "tcp", timeout=3)
+    if sig != signal.SIGKILL:
+        assert f.returncode == 0, f.stderr
+        assert "Traceback" not in f.stderr
+    for _ in range(50):   # the kernel releases a killed process's programs as its files close
+        if not fv_programs():
+            break
+        time.sleep(0.1)
+
+
+def test_count_and_duration_end_the_follow(swarm_lab):
+    with following("--port", "20229", "--json", "--count", "1", stop=None) as f:
+        one_request(SWARM, "tcp", timeout=3)
+    assert f.returncode == 0 and len(f.journeys()) == 1
+    t0 = time.monotonic()
+    with following("--dport", "20229", "--json", "--duration", "1", stop=None) as f:
+        pass
+    assert f.returncode == 0 and time.monotonic() - t0 < 20
+
+
+def test_an_existing_recording_is_never_overwritten(tmp_path):
+    rec = tmp_path / "keep.pcapng"
+    rec.write_bytes(b"precious")
+    r = flowviz("follow", "--dport", "20229", "--write", str(rec), "--duration", "1")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "exists" in r.stderr
+    assert rec.read_bytes() == b"precious"
+
+
+def test_not_root_is_a_one_line_error():
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                        "flowviz", "follow", "--dport", "20229"], capture_output=True, text=True, cwd="/")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "root" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ebpf_prints_the_final_c():
+    r = flowviz("follow", "--dport", "20229", "--host", "192.168.21.192", "--ebpf")
+    assert r.returncode == 0
+    assert "#define FV_DPORT 20229" in r.stdout and "#define FV_HOST4" in r.stdout
+    assert "int fv_rx(void *ctx)" in r.stdout

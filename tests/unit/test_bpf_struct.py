@@ -1,0 +1,32 @@
+"""The kernel/user record is defined once (bpf/fv_events.h) and mirrored once (FV_EVENT):
+this test fails when they drift apart."""
+
+from __future__ import annotations
+
+import re
+import struct
+from importlib import resources
+
+from flowviz.sources.live import FV_EVENT, FV_EVENT_FIELDS
+
+C_TYPES = {"__u64": "Q", "__u32": "I", "__u16": "H", "__u8": "B", "char": "s"}
+
+
+def header_fields() -> list[tuple[str, str, int]]:
+    text = (resources.files("flowviz.bpf") / "fv_events.h").read_text()
+    snap = int(re.search(r"#define FV_SNAP (\d+)", text).group(1))
+    body = re.search(r"struct fv_event \{(.*?)\};", text, re.S).group(1)
+    out = []
+    for ctype, name, count in re.findall(r"(__u64|__u32|__u16|__u8|char)\s+(\w+)(?:\[(\w+)\])?;", body):
+        n = int(count) if count.isdigit() else (snap if count else 1)
+        out.append((name, C_TYPES[ctype], n))
+    return out
+
+
+def test_python_mirror_matches_the_header():
+    fields = header_fields()
+    assert tuple(name for name, _, _ in fields) == FV_EVENT_FIELDS
+    fmt = "<" + "".join(f"{n}s" if code in "sB" and n > 1 else code * n for _, code, n in fields)
+    assert struct.calcsize(fmt) == FV_EVENT.size
+    pattern = bytes(range(256))[: FV_EVENT.size]
+    assert struct.unpack(fmt, pattern) == FV_EVENT.unpack(pattern)
