@@ -23,7 +23,7 @@ class LiveTopology:
         self.names = names
         self.min_refresh = min_refresh_s
         self._lock = threading.Lock()
-        self.snapshot: Snapshot = take(rules=False, namespaces=names.by_inode)
+        self.snapshot: Snapshot = take(rules=False, namespaces=names.by_inode, docker=names.docker)
         self._taken = time.monotonic()
         self._dirty = False
         self.watcher = Watcher(self) if watch else None
@@ -34,7 +34,7 @@ class LiveTopology:
             return
         with self._lock:
             self.names.refresh()
-            self.snapshot = take(rules=False, namespaces=self.names.by_inode)
+            self.snapshot = take(rules=False, namespaces=self.names.by_inode, docker=self.names.docker)
             self._taken = time.monotonic()
             self._dirty = False
         if self.watcher is not None:

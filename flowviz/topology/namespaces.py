@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 RUN_NETNS = "/run/netns"
 DOCKER_NETNS = "/var/run/docker/netns"
@@ -45,12 +45,28 @@ def _comm(pid: int) -> str:
         return "?"
 
 
-def discover(*, with_processes: bool = True) -> dict[int, Namespace]:
-    """All namespaces this process can see, by inode."""
+class Discovery(NamedTuple):
+    namespaces: dict[int, Namespace]   #: by inode
+    docker: Optional[dict]             #: what Docker said (topology.docker.read), if an engine answered
+
+
+def _root_path() -> str:
+    """A path to the initial network namespace: PID 1's, else kthreadd's (a kernel thread lives in
+    init_net; PID 1 may be unreadable in a sandbox), else our own."""
+    if _inode("/proc/1/ns/net") is not None:
+        return "/proc/1/ns/net"
+    if _comm(2) == "kthreadd" and _inode("/proc/2/ns/net") is not None:
+        return "/proc/2/ns/net"
+    return "/proc/self/ns/net"
+
+
+def discover(*, with_processes: bool = True, with_docker: bool = True) -> Discovery:
+    """All namespaces this process can see, by inode, named as well as we can."""
     found: dict[int, Namespace] = {}
-    root = _inode("/proc/1/ns/net")
+    root_path = _root_path()
+    root = _inode(root_path)
     if root is not None:
-        found[root] = Namespace(root, "/proc/1/ns/net", "host", kind="root", role="host")
+        found[root] = Namespace(root, root_path, "host", kind="root", role="host")
     for directory, kind in ((RUN_NETNS, "named"), (DOCKER_NETNS, "docker")):
         try:
             names = sorted(os.listdir(directory))
@@ -80,7 +96,23 @@ def discover(*, with_processes: bool = True) -> dict[int, Namespace]:
                 ns = found[ino] = Namespace(ino, path, f"pid:{entry}({_comm(int(entry))})", kind="process")
             ns.pids.append(int(entry))
     _apply_lab_roles(found)
-    return found
+    info = _apply_docker(found) if with_docker else None
+    return Discovery(found, info)
+
+
+def _apply_docker(found: dict[int, Namespace]) -> Optional[dict]:
+    from . import docker
+    c = docker.client()
+    if c is None:
+        return None
+    try:
+        info = docker.read(c)
+    except Exception:   # the engine went away between ping and read: names without Docker
+        return None
+    finally:
+        c.close()
+    docker.apply(found, info)
+    return info
 
 
 def _apply_lab_roles(found: dict[int, Namespace]) -> None:
@@ -110,10 +142,11 @@ class NetnsNames:
         self._min = min_refresh_s
         self._last = 0.0
         self.by_inode: dict[int, Namespace] = {}
+        self.docker: Optional[dict] = None
         self.refresh()
 
     def refresh(self) -> None:
-        self.by_inode = discover()
+        self.by_inode, self.docker = discover()
         self._last = self._clock()
 
     def name(self, inode: int) -> str:

@@ -101,7 +101,8 @@ def _read_links(ipr, inode: int, nsid_map: dict[int, int]) -> dict[int, Link]:
                     "underlay": nsid_map.get(nsid) if nsid is not None else inode,
                 }
             elif kind in ("macvlan", "macvtap") and data is not None:
-                link.macvlan_mode = MACVLAN_MODES.get(data.get_attr("IFLA_MACVLAN_MODE"), None)
+                mode = data.get_attr("IFLA_MACVLAN_MODE")   # pyroute2 may already name it
+                link.macvlan_mode = mode if isinstance(mode, str) else MACVLAN_MODES.get(mode)
         links[index] = link
     for a in ipr.get_addr():
         l = links.get(a["index"])
@@ -153,7 +154,13 @@ def _read_ipvs() -> list[dict]:
             services = []
             for s in ipvs.service("dump"):
                 svc = {"fwmark": _attr(s, "IPVS_SVC_ATTR_FWMARK"), "addr": _attr(s, "IPVS_SVC_ATTR_ADDR"),
-                       "port": _attr(s, "IPVS_SVC_ATTR_PORT"), "scheduler": _attr(s, "IPVS_SVC_ATTR_SCHED_NAME")}
+                       "port": _attr(s, "IPVS_SVC_ATTR_PORT"), "scheduler": _attr(s, "IPVS_SVC_ATTR_SCHED_NAME"),
+                       "dests": []}
+                try:
+                    for d in ipvs.dest("dump", service=s):
+                        svc["dests"].append(_attr(d, "IPVS_DEST_ATTR_ADDR"))
+                except Exception:   # a service without real servers, or an older kernel's reply
+                    pass
                 services.append(svc)
             return services
     except Exception:   # no IPVS netlink family in this namespace
@@ -248,6 +255,7 @@ class Snapshot:
             for l in sorted(v.links.values(), key=lambda l: l.index):
                 d = asdict(l)
                 d.pop("ns")
+                d = {"ifname": d.pop("name"), "ifindex": d.pop("index"), **d}   # as events name them
                 d["master"] = self._name(ino, l.master) if l.master is not None else None
                 d["peer"] = self._ref(l.peer)
                 d["parent"] = self._ref(l.parent)
@@ -271,10 +279,13 @@ class Snapshot:
         return {"netns": self.ns_name(key[0]), "ifindex": key[1], "ifname": l.name if l else None}
 
 
-def take(*, rules: bool = True, namespaces: Optional[dict[int, Namespace]] = None) -> Snapshot:
-    """Read every namespace now."""
+def take(*, rules: bool = True, namespaces: Optional[dict[int, Namespace]] = None,
+         docker: Optional[dict] = None) -> Snapshot:
+    """Read every namespace now (those given, or all that discover() finds)."""
     from pyroute2 import IPRoute
-    found = namespaces if namespaces is not None else discover()
+    if namespaces is None:
+        namespaces, docker = discover()
+    found = namespaces
     views: dict[int, NsView] = {}
     for ino, info in found.items():
         view = NsView(info)
@@ -290,4 +301,6 @@ def take(*, rules: bool = True, namespaces: Optional[dict[int, Namespace]] = Non
         except OSError as e:
             view.error = e.strerror or str(e)
         views[ino] = view
-    return Snapshot(views)
+    snap = Snapshot(views)
+    snap.docker = docker
+    return snap
