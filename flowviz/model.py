@@ -65,6 +65,7 @@ class HopEvent(NamedTuple):
     drop_reason: Optional[str] = None  #: for DROP: the kernel's skb_drop_reason name
     cpu: Optional[int] = None       #: CPU that saw it (live)
     comment: Optional[str] = None   #: free text carried along (pcapng comment)
+    mode: Optional[str] = None      #: how the namespace is networked: "bridge", "host", "container:web", ...
 
     @property
     def place(self) -> str:

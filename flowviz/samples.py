@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Optional
+from urllib.parse import quote
 
 from .model import LINKTYPE_ETHERNET
 from .pcapfile import PcapNgWriter
@@ -57,13 +58,14 @@ class Dev:
     master: Optional[str] = None
     parent: Optional[str] = None
     peer: Optional[str] = None
+    mode: Optional[str] = None     #: the namespace's Docker network mode, when it is a container's
 
     def description(self) -> str:
-        parts = [f"netns={self.netns}", f"kind={self.kind}"]
-        for k in ("master", "parent", "peer"):
+        parts = [f"netns={quote(self.netns)}", f"kind={self.kind}"]
+        for k in ("master", "parent", "peer", "mode"):
             v = getattr(self, k)
             if v:
-                parts.append(f"{k}={v}")
+                parts.append(f"{k}={quote(v)}")
         return " ".join(parts)
 
 
@@ -140,15 +142,15 @@ D = {
     "n2eth0": Dev(N2, "eth0", kind="veth", peer="underlay"),
     "n1gw": Dev(N1, "docker_gwbridge", kind="bridge"),
     "n1gwport": Dev(N1, "veth8a3c2f1", master="docker_gwbridge", peer=f"{SBOX1}/eth1"),
-    "sbox_eth1": Dev(SBOX1, "eth1", peer=f"{N1}/veth8a3c2f1"),
-    "sbox_eth0": Dev(SBOX1, "eth0", peer=f"{OVL1}/veth0"),
+    "sbox_eth1": Dev(SBOX1, "eth1", peer=f"{N1}/veth8a3c2f1", mode="ingress_sbox"),
+    "sbox_eth0": Dev(SBOX1, "eth0", peer=f"{OVL1}/veth0", mode="ingress_sbox"),
     "ovl1_veth0": Dev(OVL1, "veth0", master="br0", peer=f"{SBOX1}/eth0"),
     "ovl1_br0": Dev(OVL1, "br0", kind="bridge"),
     "ovl1_vx": Dev(OVL1, "vxlan0", kind="vxlan", master="br0"),
     "ovl2_vx": Dev(OVL2, "vxlan0", kind="vxlan", master="br0"),
     "ovl2_br0": Dev(OVL2, "br0", kind="bridge"),
     "ovl2_veth1": Dev(OVL2, "veth1", master="br0", peer=f"{TASK2}/eth0"),
-    "task_eth0": Dev(TASK2, "eth0", peer=f"{OVL2}/veth1"),
+    "task_eth0": Dev(TASK2, "eth0", peer=f"{OVL2}/veth1", mode="overlay"),
 }
 
 CLIENT_IP, NODE1_IP, NODE2_IP = "192.168.21.11", "192.168.21.192", "192.168.21.193"
@@ -223,8 +225,8 @@ def bridge_mode() -> list[list[Sighting]]:
     docker0 = Dev("host", "docker0", kind="bridge")
     vweb = Dev("host", "veth3f2a1b0", master="docker0", peer="web/eth0")
     vdb = Dev("host", "veth7c9d4e2", master="docker0", peer="db/eth0")
-    web = Dev("web", "eth0", peer="host/veth3f2a1b0")
-    db = Dev("db", "eth0", peer="host/veth7c9d4e2")
+    web = Dev("web", "eth0", peer="host/veth3f2a1b0", mode="bridge")
+    db = Dev("db", "eth0", peer="host/veth7c9d4e2", mode="bridge")
     web_ip, db_ip = "172.17.0.2", "172.17.0.3"
     syn0 = tcp_frame(MAC["client"], MAC["n1eth0"], CLIENT_IP, NODE1_IP, 42000, 8080, ip_id=0x3001, seq=500)
     syn1 = rewrite(syn0, eth_src=MAC["docker0"], eth_dst=MAC["web"], ip_dst=web_ip, tcp_dport=80, ip_ttl=63)
@@ -249,12 +251,12 @@ def bridge_mode() -> list[list[Sighting]]:
 def user_overlay() -> list[list[Sighting]]:
     """East-west on a user overlay (10.0.4.0/24, VNI 4097): task A on node1 → the task on node2, UDP."""
     ovl1, ovl2 = f"{N1}:{USER_OVERLAY_NS}", f"{N2}:{USER_OVERLAY_NS}"
-    taskA = Dev(f"{N1}:web.1.x8k2m4n6p8q0", "eth0", peer=f"{ovl1}/veth2")
+    taskA = Dev(f"{N1}:web.1.x8k2m4n6p8q0", "eth0", peer=f"{ovl1}/veth2", mode="overlay")
     a_port = Dev(ovl1, "veth2", master="br0", peer=f"{taskA.netns}/eth0")
     br1, vx1 = Dev(ovl1, "br0", kind="bridge"), Dev(ovl1, "vxlan0", kind="vxlan", master="br0")
     br2, vx2 = Dev(ovl2, "br0", kind="bridge"), Dev(ovl2, "vxlan0", kind="vxlan", master="br0")
     b_port = Dev(ovl2, "veth3", master="br0", peer=f"{TASK2}/eth1")
-    taskB = Dev(TASK2, "eth1", peer=f"{ovl2}/veth3")
+    taskB = Dev(TASK2, "eth1", peer=f"{ovl2}/veth3", mode="overlay")
     n1, n2 = D["n1eth0"], D["n2eth0"]
     q = udp_frame(MAC["taskA_eth0"], MAC["task_eth1"], "10.0.4.12", "10.0.4.19", 41000, 5000, b"ping 1\n",
                   ip_id=0x5151)
@@ -276,7 +278,7 @@ def macvlan_mode() -> list[list[Sighting]]:
     """A container on a macvlan of the host's eth0, pinged from the LAN."""
     client = Dev("client", "eth0", peer="lan")
     parent = Dev("host", "eth0", kind="veth", peer="lan")
-    mv = Dev("mv1", "eth0", kind="macvlan", parent="host/eth0")
+    mv = Dev("mv1", "eth0", kind="macvlan", parent="host/eth0", mode="macvlan")
     req = icmp_frame(MAC["client"], MAC["mv1"], CLIENT_IP, "192.168.21.50", ip_id=0x7001)
     rep = icmp_frame(MAC["mv1"], MAC["client"], "192.168.21.50", CLIENT_IP, itype=0, ip_id=0x9001)
     return [
@@ -288,7 +290,7 @@ def macvlan_mode() -> list[list[Sighting]]:
 def host_mode() -> list[list[Sighting]]:
     """--net=host: the server listens in the host's own namespace; no veth, no NAT."""
     client = Dev("client", "eth0", peer="lan")
-    eth0 = Dev("host", "eth0", peer="lan")
+    eth0 = Dev("host", "eth0", peer="lan", mode="host: web")
     syn = tcp_frame(MAC["client"], MAC["n1eth0"], CLIENT_IP, NODE1_IP, 44000, 80, ip_id=0x4401, seq=100)
     sa = tcp_frame(MAC["n1eth0"], MAC["client"], NODE1_IP, CLIENT_IP, 80, 44000, flags="SA", seq=200, ack=101)
     return [[Sighting(client, "tx", syn), Sighting(eth0, "rx", syn)],
@@ -297,7 +299,7 @@ def host_mode() -> list[list[Sighting]]:
 
 def container_mode() -> list[list[Sighting]]:
     """--net=container:web: the sidecar shares web's namespace and reaches it over lo."""
-    lo = Dev("web", "lo", kind="loopback")
+    lo = Dev("web", "lo", kind="loopback", mode="bridge, shared with sidecar (container:web)")
     syn = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 45000, 80, ip_id=0x4501, seq=300)
     sa = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 80, 45000, flags="SA", seq=400, ack=301)
     return [[Sighting(lo, "tx", syn), Sighting(lo, "rx", syn)],

@@ -19,6 +19,7 @@ def hop_object(j: Journey, hop: Hop) -> dict:
         "dt_ns": hop.dt_ns,
         "netns": ev.netns,
         "netns_id": ev.netns_id,
+        "mode": ev.mode,
         "ifname": ev.ifname,
         "ifindex": ev.ifindex,
         "dir": ev.dir,

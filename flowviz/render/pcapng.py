@@ -9,6 +9,7 @@ epb_flags. The file is created with mode 0600 and never overwritten.
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 from ..errors import BadInput
 from ..model import Journey
@@ -34,8 +35,8 @@ class PcapngRecorder:
     def journey(self, j: Journey) -> None:
         for hop in j.hops:
             ev = hop.event
-            desc = [f"netns={ev.netns}" if ev.netns else "", f"netns_id={ev.netns_id}" if ev.netns_id else "",
-                    f"ifindex={ev.ifindex}" if ev.ifindex else ""]
+            desc = [f"netns={quote(ev.netns)}" if ev.netns else "", f"netns_id={ev.netns_id}" if ev.netns_id else "",
+                    f"ifindex={ev.ifindex}" if ev.ifindex else "", f"mode={quote(ev.mode)}" if ev.mode else ""]
             if self.describe is not None:
                 desc.append(self.describe(ev) or "")
             idx = self.w.interface(ev.place, ev.linktype, " ".join(d for d in desc if d) or None)

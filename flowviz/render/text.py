@@ -15,7 +15,8 @@ def journey_lines(j: Journey) -> list[str]:
     for h in j.hops:
         ev = h.event
         rows.append((
-            str(h.seq), f"{h.dt_ns / 1000:.1f}", safe(ev.netns), safe(ev.ifname), ev.dir or "?",
+            str(h.seq), f"{h.dt_ns / 1000:.1f}", safe(ev.netns) + (f" [{safe(ev.mode)}]" if ev.mode else ""),
+            safe(ev.ifname), ev.dir or "?",
             outer_text(h.frame), inner_text(h.frame),
             safe(", ".join(c.text() for c in h.changes)),
         ))

@@ -256,6 +256,7 @@ class LiveSource:
             mark=mark,
             drop_reason=self.reasons.get(reason, str(reason)) if direction == DROP else None,
             cpu=cpu,
+            mode=self.names.mode(netns) if netns else None,
         )
 
     def _on_event(self, _ctx, data, size) -> None:

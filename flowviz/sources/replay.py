@@ -14,6 +14,7 @@ import heapq
 import os
 from operator import attrgetter
 from typing import Iterator, Optional
+from urllib.parse import unquote
 
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
@@ -74,9 +75,13 @@ class InterfaceNotes:
     def add(self, netns: Optional[str], ifname: str, description: Optional[str]) -> None:
         if not description:
             return
-        info = dict(tok.split("=", 1) for tok in description.split() if "=" in tok)
+        info = {k: unquote(v) for k, v in (tok.split("=", 1) for tok in description.split() if "=" in tok)}
         if info:
             self.devices[f"{netns}/{ifname}" if netns else ifname] = info
+
+    def mode_of(self, netns: Optional[str], ifname: str) -> Optional[str]:
+        info = self.devices.get(f"{netns}/{ifname}" if netns else ifname)
+        return info.get("mode") if info else None
 
     def crossing(self, a: HopEvent, b: HopEvent):
         ia, ib = self.devices.get(a.place), self.devices.get(b.place)
@@ -108,7 +113,7 @@ def _place(iface: Interface) -> tuple[Optional[str], str]:
     if iface.description:
         for tok in iface.description.split():
             if tok.startswith("netns="):
-                return tok[6:] or None, name
+                return unquote(tok[6:]) or None, name
     return None, name
 
 
@@ -193,7 +198,7 @@ class ReplaySource:
             linktype=iface.linktype, length=rec.orig_len, netns=netns,
             netns_id=meta.get("netns_id"), ifindex=ifindex, hook=meta.get("hook", "capture"),
             skb=meta.get("skb"), mark=meta.get("mark"), drop_reason=meta.get("reason"),
-            cpu=meta.get("cpu"), comment=text,
+            cpu=meta.get("cpu"), comment=text, mode=self.topology.mode_of(netns, ifname),
         )
 
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:

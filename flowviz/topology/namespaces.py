@@ -29,6 +29,24 @@ class Namespace:
     containers: list[dict] = field(default_factory=list)   #: [{"name", "id", "mode", "networks"}]
     pids: list[int] = field(default_factory=list)
 
+    def mode(self) -> Optional[str]:
+        """How this namespace is networked, as Docker would say it ("bridge", "host: hostweb",
+        "bridge, shared with sidecar (container:web)", "ingress_sbox", "overlay ingress")."""
+        if self.kind == "root":
+            hosted = [c["name"] for c in self.containers if c.get("mode") == "host"]
+            return f"host: {', '.join(hosted)}" if hosted else None
+        if self.containers:
+            owner = next((c for c in self.containers if not c["mode"].startswith("container:")
+                          and c["mode"] != "host"), self.containers[0])
+            text = owner["mode"]
+            sharers = [f"{c['name']} ({c['mode']})" for c in self.containers if c is not owner]
+            return f"{text}, shared with {', '.join(sharers)}" if sharers else text
+        if self.role == "overlay":
+            return f"overlay {self.network}" if self.network else "overlay"
+        if self.role in ("ingress_sbox", "lb"):
+            return self.role if not self.network or self.role == "ingress_sbox" else f"lb {self.network}"
+        return None
+
 
 def _inode(path: str) -> Optional[int]:
     try:
@@ -155,6 +173,10 @@ class NetnsNames:
             self.refresh()
             ns = self.by_inode.get(inode)
         return ns.name if ns is not None else f"inode:{inode}"
+
+    def mode(self, inode: int) -> Optional[str]:
+        ns = self.by_inode.get(inode)
+        return ns.mode() if ns is not None else None
 
     def resolve(self, spec: str) -> int:
         """A --netns argument (a name, a PID, a path, or inode:N) → inode."""

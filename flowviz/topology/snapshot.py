@@ -228,6 +228,8 @@ class Snapshot:
         for x, y in ((la, lb), (lb, la)):
             if x.kind in ("macvlan", "ipvlan") and x.parent == y.key():
                 return ChangeKind.BRIDGE, f"{y.name} ({x.kind})"
+        if la.kind in ("macvlan", "ipvlan") and la.parent is not None and la.parent == lb.parent:
+            return ChangeKind.BRIDGE, f"{self._name(*la.parent)} ({la.kind})"   # siblings on one parent
         return None
 
     def describe(self, ev: HopEvent) -> str:
