@@ -51,6 +51,13 @@ class Topology(Protocol):
     def crossing(self, a: HopEvent, b: HopEvent) -> Optional[tuple[ChangeKind, Optional[str]]]:
         """(VETH, None) for two ends of a veth pair, (BRIDGE, bridge) for a bridge's ports; None: unknown."""
 
+    def handed_to(self, received: HopEvent, frame: Frame) -> Optional[HopEvent]:
+        """The device an rx handler on ``received``'s device passes this frame to, as a sighting.
+
+        A macvlan child gets the frames addressed to its MAC (an ipvlan child, to its IP) from
+        its parent's rx handler, which changes skb->dev and goes another round inside the same
+        receive call: the receive tracepoint does not fire again, so that hop is inferred here."""
+
 
 def identity(frame: Frame):
     """What stays the same for one packet along its whole path (None: cannot tell)."""
@@ -307,6 +314,13 @@ class Correlator:
                 del self._by_key[key]
         if self.filter is not None and not j.conn.matched:
             return None
+        if self.topology is not None and not j.ended:
+            last = max(range(len(j.events)), key=lambda i: j.events[i].ts_ns)
+            if j.events[last].dir == RX:
+                child = self.topology.handed_to(j.events[last], j.frames[last])
+                if child is not None:
+                    j.events.append(child)
+                    j.frames.append(j.frames[last])
         order = sorted(range(len(j.events)), key=lambda i: j.events[i].ts_ns)
         hops = []
         t0 = j.events[order[0]].ts_ns

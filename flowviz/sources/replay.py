@@ -79,6 +79,9 @@ class InterfaceNotes:
         if info:
             self.devices[f"{netns}/{ifname}" if netns else ifname] = info
 
+    def handed_to(self, received: HopEvent, frame):
+        return None   # recordings already hold such a hop as a sighting of its own
+
     def mode_of(self, netns: Optional[str], ifname: str) -> Optional[str]:
         info = self.devices.get(f"{netns}/{ifname}" if netns else ifname)
         return info.get("mode") if info else None

@@ -55,6 +55,9 @@ class LiveTopology:
             snap = self.snapshot
         return snap.crossing(a, b)
 
+    def handed_to(self, received: HopEvent, frame):
+        return self._current().handed_to(received, frame)
+
     def describe(self, ev: HopEvent) -> str:
         return self._current().describe(ev)
 

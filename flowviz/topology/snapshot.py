@@ -232,6 +232,23 @@ class Snapshot:
             return ChangeKind.BRIDGE, f"{self._name(*la.parent)} ({la.kind})"   # siblings on one parent
         return None
 
+    def handed_to(self, received: HopEvent, frame) -> Optional[HopEvent]:
+        lower = self.link(received.netns_id, received.ifindex)
+        if lower is None:
+            return None
+        eth = frame.ether
+        dst_ip = frame.dst
+        for v in self.namespaces.values():
+            for kid in v.links.values():
+                if kid.parent != lower.key() or kid.kind not in ("macvlan", "ipvlan"):
+                    continue
+                if (kid.kind == "macvlan" and eth is not None and kid.mac == eth.dst) or \
+                        (kid.kind == "ipvlan" and dst_ip is not None and dst_ip in {a.split("/")[0] for a in kid.addresses}):
+                    return received._replace(netns=v.info.name, netns_id=kid.ns, ifindex=kid.index, ifname=kid.name,
+                                             hook=f"{kid.kind} (rx handler)", mode=v.info.mode(),
+                                             ts_ns=received.ts_ns + 1)
+        return None
+
     def describe(self, ev: HopEvent) -> str:
         """``kind= master= peer=`` notes for a recording's interface description."""
         l = self.link(ev.netns_id, ev.ifindex)

@@ -58,3 +58,16 @@ def swarm_lab():
         yield
     finally:
         flowviz("lab", "down")
+
+
+@pytest.fixture(scope="module")
+def docker_engine():
+    """A Docker engine started for a module's tests; stopped and the machine restored afterwards."""
+    from dockerd import Engine
+    eng = Engine()
+    try:
+        eng.start()
+        yield eng
+    finally:
+        changed = eng.stop()
+    assert changed == [], f"the Docker tests left the machine changed: {changed}"

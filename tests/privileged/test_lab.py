@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from captures import capturing
 from support import flowviz
 from flowviz.lab.scenarios import TARGETS
 from flowviz.lab.traffic import one_request
@@ -32,14 +33,11 @@ def clean_lab(root_unchanged):
     assert lab_netns() == []
 
 
-def test_swarm_ingress_answered_by_the_task_on_node2_inside_vxlan(clean_lab):
+def test_swarm_ingress_answered_by_the_task_on_node2_inside_vxlan(clean_lab, tmp_path):
     flowviz("lab", "up", check=True)
     # capture node1's underlay while the client connects to the published port
-    cap = subprocess.Popen(["ip", "netns", "exec", "fvlab-node1", "tshark", "-l", "-i", "eth0", "-f", "udp port 4789",
-                            "-a", "duration:8", "-c", "4", "-T", "fields", "-e", "udp.dstport", "-e", "vxlan.vni",
-                            "-e", "ip.dst"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(2.0)   # tshark needs a moment before it captures
+    cap = str(tmp_path / "underlay.pcapng")
+    with capturing("fvlab-node1", ["eth0"], cap):
         from flowviz.netns import entered
         import socket
         with entered("fvlab-client"):
@@ -49,16 +47,14 @@ def test_swarm_ingress_answered_by_the_task_on_node2_inside_vxlan(clean_lab):
         s.sendall(b"hello\n")
         answer = s.recv(1024)
         s.close()
-        out, _ = cap.communicate(timeout=15)
-    finally:
-        if cap.poll() is None:
-            cap.kill()
-            cap.wait()
     assert answer.startswith(b"flowviz-lab my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b hello")
+    out = subprocess.run(["tshark", "-r", cap, "-Y", "vxlan", "-T", "fields", "-e", "udp.dstport", "-e", "vxlan.vni",
+                          "-e", "ip.dst", "-e", "tcp.dstport"], capture_output=True, text=True).stdout
     rows = [line.split("\t") for line in out.splitlines() if line.strip()]
     assert rows, "no VXLAN packet seen on node1's underlay"
     assert all(r[0] == "4789" and r[1] == "4096" for r in rows)
-    assert any("192.168.21.193" in r[2] for r in rows)   # node1 → node2, the request's way
+    # node1 → node2 carrying the request to port 20229, inside VNI 4096
+    assert any("192.168.21.193" in r[2] and "20229" in r[3] for r in rows)
 
 
 def test_status_reports_roles_ipvs_and_the_answer(clean_lab):
