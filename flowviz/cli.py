@@ -126,7 +126,9 @@ def _mode(args) -> str:
         return "json"
     if args.text:
         return "text"
-    return "text"   # the TUI takes over terminals once it exists
+    if sys.stdout.isatty() and sys.stdin.isatty():
+        return "tui"
+    return "text"
 
 
 def _writer(mode: str):
@@ -163,7 +165,7 @@ def cmd_replay(args) -> int:
     correlator = Correlator(flt=flt, topology=source.topology)
     if mode == "tui":
         from .tui import run_app
-        run_app(source, correlator, flt)
+        run_app(source, correlator, flt, follow_latest=False)
     else:
         _print_plain(source, correlator, mode)
     return _report_problems(source)

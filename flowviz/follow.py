@@ -38,7 +38,8 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
         correlator = Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo)
         if mode == "tui":
             from .tui import run_app
-            run_app(source, correlator, flt, recorder=recorder, count=args.count, duration=args.duration)
+            run_app(source, correlator, flt, recorder=recorder, count=args.count, duration=args.duration,
+                    follow_latest=True)
             return _report_lost(source)
         return _plain(source, correlator, mode, recorder, args.count, args.duration)
     except BaseException:

@@ -16,7 +16,7 @@ back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 from urllib.parse import quote
 
 from .model import LINKTYPE_ETHERNET
@@ -314,6 +314,31 @@ SCENARIOS = {
     "host-mode": host_mode,
     "container-mode": container_mode,
 }
+
+
+def swarm_variants(count: int) -> Iterator[list[Sighting]]:
+    """``count`` distinct swarm ingress request/reply pairs, quickly: the reference pair made once
+    with scapy, then new IP IDs, client ports and sequence numbers patched into its bytes
+    (checksums are not redone: nothing here reads them). For benchmarks and load tests."""
+    import struct
+    request, reply = swarm_ingress()
+    for i in range(count):
+        sport = 1024 + i % 60000
+        seq = (1_000_000 + i * 7919) & 0xFFFFFFFF
+        out = []
+        for k, s in enumerate(request + reply):
+            frame = bytearray(s.frame)
+            ip = 14 + 20 + 8 + 8 + 14 if len(frame) > 42 and frame[14 + 9] == 17 else 14
+            if k < len(request):
+                struct.pack_into("!H", frame, ip + 4, i & 0xFFFF)
+                struct.pack_into("!H", frame, ip + 20, sport)
+                struct.pack_into("!I", frame, ip + 24, seq)
+            else:
+                struct.pack_into("!H", frame, ip + 4, (i + 1) & 0xFFFF)
+                struct.pack_into("!H", frame, ip + 22, sport)
+                struct.pack_into("!I", frame, ip + 28, (seq + 1) & 0xFFFFFFFF)
+            out.append(Sighting(s.dev, s.dir, bytes(frame), s.mark))
+        yield out
 
 
 def write(path: str, packets: Iterable[list[Sighting]], *, start_ns: int = BASE_NS,

@@ -14,53 +14,36 @@ from __future__ import annotations
 
 import argparse
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 
-def make_capture(path: str, hops: int) -> int:
+def make_capture(path: str, hops: int) -> None:
     from flowviz import samples
     from flowviz.model import LINKTYPE_ETHERNET
     from flowviz.pcapfile import PcapNgWriter
     from flowviz.sources.replay import format_meta
 
-    request, reply = samples.swarm_ingress()
-    pair = len(request) + len(reply)
+    pair = len(samples.swarm_ingress()[0]) * 2
     n = 0
     with open(path, "wb") as f:
         w = PcapNgWriter(f, app="flowviz bench")
-        ifs = {}
+        ifs: dict = {}
         ts = samples.BASE_NS
-        i = 0
-        while n < hops:
-            sport = 1024 + i % 60000
-            seq = (1_000_000 + i * 7919) & 0xFFFFFFFF
-            for k, s in enumerate(request + reply):
+        for sightings in samples.swarm_variants(hops // pair + 1):
+            for s in sightings:
                 if n >= hops:
-                    break
-                frame = bytearray(s.frame)
-                ip = 14 + 20 + 8 + 8 + 14 if len(frame) > 14 + 20 + 8 and frame[14 + 9] == 17 else 14
-                if k < len(request):
-                    struct.pack_into("!H", frame, ip + 4, i & 0xFFFF)
-                    struct.pack_into("!H", frame, ip + 20, sport)
-                    struct.pack_into("!I", frame, ip + 24, seq)
-                else:
-                    struct.pack_into("!H", frame, ip + 4, (i + 1) & 0xFFFF)
-                    struct.pack_into("!H", frame, ip + 22, sport)
-                    struct.pack_into("!I", frame, ip + 28, (seq + 1) & 0xFFFFFFFF)
+                    return
                 key = (s.dev.netns, s.dev.name)
                 if key not in ifs:
                     ifs[key] = w.interface(f"{s.dev.netns}/{s.dev.name}", LINKTYPE_ETHERNET, s.dev.description())
                 comment = format_meta(mark=s.mark) if s.mark is not None else None
-                w.packet(ifs[key], ts, bytes(frame), direction=s.dir, comment=comment)
+                w.packet(ifs[key], ts, s.frame, direction=s.dir, comment=comment)
                 ts += samples.HOP_NS
                 n += 1
             ts += 2_000_000   # 2 ms between pairs
-            i += 1
-    return pair
 
 
 def timed(fn):

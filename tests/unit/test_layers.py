@@ -27,3 +27,12 @@ def test_core_never_imports_ui_or_bcc(module):
 def test_cli_help_is_light():
     mods = loaded_after("from flowviz.cli import build_parser; build_parser()")
     assert not {"textual", "bcc", "scapy", "pyroute2", "docker"} & mods
+
+
+def test_tui_never_imports_bcc():
+    mods = loaded_after("import flowviz.tui, flowviz.tui.app, flowviz.tui.feed")
+    assert "bcc" not in mods
+
+
+def test_explanations_stay_free_of_the_ui():
+    assert "textual" not in loaded_after("import flowviz.explain")

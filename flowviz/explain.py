@@ -1,0 +1,135 @@
+"""Plain-language explanations of a hop: what this device or namespace is, and why the packet
+changed here. Written for a class being shown the reference path (DESIGN.md, and the notes in
+../shared/seed/docker-networking-notes.txt it comes from); used by the TUI's explain panel.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .model import ChangeKind, Hop, Journey
+
+VXLAN_OVERHEAD = 50   # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+
+MODES = {
+    "host": "Host mode (--net=host): the container gets no namespace of its own. It uses the host's "
+            "interfaces, addresses and ports directly, so there is no veth, no bridge and no NAT on the way.",
+    "bridge": "Bridge mode, Docker's default: the container has its own namespace with an eth0 that is one end "
+              "of a veth pair; the other end sits in the host, plugged into the docker0 bridge, and docker0's "
+              "address is the container's default gateway.",
+    "user bridge": "A user-defined bridge network: the same veth + bridge arrangement as docker0, on a bridge "
+                   "of its own (br-<network id>), with name resolution between its containers.",
+    "none": "None mode (--net=none): the container has a namespace with only a loopback device. Nothing "
+            "leaves it unless someone adds an interface by hand.",
+    "container": "Container mode (--net=container:X): this container joined another's namespace. They share "
+                 "interfaces, addresses and ports and talk to each other over lo.",
+    "macvlan": "Macvlan: the container's interface is a child of a host device with its own MAC address, so it "
+               "appears on the physical network as a machine of its own; the parent's receive handler hands it "
+               "the frames addressed to that MAC.",
+    "overlay": "Overlay: the container is on a network that spans several Docker hosts. Its frames go through a "
+               "bridge in an overlay namespace and, for containers on other hosts, are wrapped in VXLAN.",
+}
+
+
+def _mode_text(mode: Optional[str]) -> Optional[str]:
+    if not mode:
+        return None
+    if mode.startswith("host"):
+        return MODES["host"]
+    if "container:" in mode:
+        return MODES["container"] + f" Here: {mode}."
+    for key in ("user bridge", "bridge", "none", "macvlan", "overlay"):
+        if mode.startswith(key):
+            return MODES[key]
+    return None
+
+
+def _place_text(hop: Hop) -> list[str]:
+    ev = hop.event
+    name, ns = ev.ifname, (ev.netns or "")
+    out = []
+    if name == "docker0":
+        out.append("docker0 is the bridge Docker makes for its default network. Every bridge-mode container "
+                   "has a veth plugged into it, and the host routes to 172.17.0.0/16 through it.")
+    elif name == "docker_gwbridge":
+        out.append("docker_gwbridge connects swarm containers and ingress_sbox to the host. Published ports "
+                   "enter a swarm node's containers through it: the host's nat rules send them to ingress_sbox "
+                   "(172.18.0.2).")
+    elif name.startswith("br-"):
+        out.append(f"{name} is the bridge of a user-defined Docker bridge network.")
+    elif name == "br0":
+        out.append("br0 is the bridge inside an overlay network's namespace: the containers' veths and the "
+                   "vxlan0 tunnel device are its ports, so one network spans every node.")
+    elif name.startswith("vxlan"):
+        out.append("vxlan0 is the tunnel end of the overlay network. Frames sent into it are wrapped in "
+                   f"UDP (port 4789) to the node that has the destination; that adds {VXLAN_OVERHEAD} bytes, "
+                   "which is why overlay devices use an MTU of 1450 instead of 1500.")
+    elif name.startswith("veth"):
+        out.append(f"{name} is the host end of a veth pair: a two-ended pipe where whatever is sent into one end "
+                   "comes out of the other, in another namespace.")
+    elif name == "lo":
+        out.append("lo is the loopback device: a packet sent to a local address comes straight back in.")
+    if "ingress_sbox" in ns:
+        out.append("ingress_sbox is the namespace Docker swarm uses to load-balance published ports: it has one "
+                   "leg on docker_gwbridge (eth1, 172.18.0.2) and one on the ingress overlay (eth0, 10.255.0.3).")
+    elif ns.split(":")[-1].startswith("1-"):
+        out.append(f"{ns} is the namespace Docker creates for an overlay network (named 1- and the start of the "
+                   "network id); it holds br0 and vxlan0.")
+    elif ev.dir == "tx" and ev.ifname == "eth0" and hop.frame.vxlan is not None:
+        out.append("This is the node's own network card: the packet leaves the host here, inside VXLAN.")
+    return out
+
+
+def _change_text(hop: Hop, journey: Journey) -> list[str]:
+    out = []
+    for c in hop.changes:
+        k = c.kind
+        if k is ChangeKind.VETH:
+            out.append(f"It crossed a veth pair (or a wire): sent by {c.before}, received by {c.after}, bytes "
+                       "unchanged, now in another namespace.")
+        elif k is ChangeKind.BRIDGE:
+            via = f" {c.via}" if c.via else ""
+            out.append(f"The bridge{via} forwarded the frame by its destination MAC, without touching the IP "
+                       "packet, like a switch would.")
+        elif k is ChangeKind.ROUTE:
+            out.append(f"This namespace routed it: it was not for a local address here, so the kernel looked up "
+                       f"a route, decremented the TTL ({c.before} → {c.after.removeprefix('ttl ')}) and gave it "
+                       "new MAC addresses for the next link.")
+        elif k is ChangeKind.DNAT:
+            out.append(f"DNAT rewrote the destination from {c.before} to {c.after}. A published port works this "
+                       "way: a nat rule (or IPVS) sends what arrives for the port to the container that serves "
+                       "it; conntrack remembers, so the reply is rewritten back.")
+        elif k is ChangeKind.SNAT:
+            out.append(f"SNAT rewrote the source from {c.before} to {c.after}, so that the reply comes back the "
+                       "same way. In ingress_sbox the packet takes ingress_sbox's own overlay address 10.255.0.3: "
+                       "the task answers to ingress_sbox, which undoes both rewrites.")
+        elif k is ChangeKind.MARK:
+            value = int(c.after, 16)
+            out.append(f"The mangle table set the firewall mark to {c.after} (= {value}). In ingress_sbox the "
+                       f"mark names the published port's IPVS service: 'FWM {value}' picks a task's address "
+                       "round-robin and rewrites the destination to it.")
+        elif k is ChangeKind.ENCAP:
+            out.append(f"VXLAN encapsulation (VNI {c.vni}): the whole Ethernet frame became the payload of a UDP "
+                       f"packet between the two nodes ({c.after}). The {VXLAN_OVERHEAD} extra bytes are why the "
+                       "overlay MTU is 1450.")
+        elif k is ChangeKind.DECAP:
+            out.append(f"VXLAN decapsulation (VNI {c.vni}): the receiving node's vxlan device took the outer "
+                       "headers off and the original frame continues into the overlay bridge.")
+        elif k is ChangeKind.DELIVER:
+            out.append(f"Delivered: {c.after} is a local address here, so the packet went up the stack to the "
+                       "listening socket. Its journey ends.")
+        elif k is ChangeKind.DROP:
+            out.append(f"Dropped: the kernel freed it with reason {c.reason}.")
+    if hop.seq == 0:
+        role = "a reply" if journey.reply_to is not None else "the first sighting of this packet"
+        out.append(f"This is {role}: {journey.summary()}.")
+    return out
+
+
+def explain(hop: Hop, journey: Journey) -> list[str]:
+    """A few sentences about this hop, most specific first."""
+    parts = _change_text(hop, journey) + _place_text(hop)
+    mode = _mode_text(hop.event.mode)
+    if mode:
+        parts.append(mode)
+    return parts or [f"{hop.place}: the packet was seen here ({hop.event.dir or 'direction unknown'})."]

@@ -1,0 +1,87 @@
+"""The feeder: a source through the correlator, on a thread of its own, into the app's queue.
+
+The same loop for live and replay sources (the app never asks which it has).
+Finished journeys go into :attr:`Feeder.outbox` (a deque: appends and pops
+are thread-safe) and a JourneysReady at most every ``batch_s`` tells the app
+to take them; the source is never made to wait for the UI.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable, Optional
+
+from ..correlate import Correlator
+from .messages import JourneysReady, SourceFinished, StatusChanged
+
+
+YIELD_EVERY = 200   # events between GIL hand-offs; measured in tests/ui/test_load.py
+
+
+class Feeder(threading.Thread):
+    def __init__(self, source, correlator: Correlator, post: Callable, *, recorder=None,
+                 count: Optional[int] = None, duration: Optional[float] = None,
+                 batch_s: float = 0.3, status_s: float = 0.5):
+        super().__init__(name="flowviz-feeder", daemon=True)
+        self.source = source
+        self.correlator = correlator
+        self.post = post
+        self.recorder = recorder
+        self.count = count
+        self.deadline = time.monotonic() + duration if duration else None
+        self.batch_s = batch_s
+        self.status_s = status_s
+        self.delivered = 0
+        self.outbox: deque = deque()
+        self.error: Optional[BaseException] = None
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.source.stop()
+
+    def run(self) -> None:
+        last_batch = last_status = time.monotonic()
+        problems: list[str] = []
+        try:
+            for n, ev in enumerate(self.source.events()):
+                if n % YIELD_EVERY == 0:
+                    time.sleep(0)   # let the UI thread take the GIL if it is waiting (key presses)
+                out = self.correlator.expire(self.source.now_ns()) if ev is None else self.correlator.feed(ev)
+                if out:
+                    self.outbox.extend(self._take(out))
+                now = time.monotonic()
+                if self.outbox and now - last_batch >= self.batch_s:
+                    self.post(JourneysReady())
+                    last_batch = now
+                if now - last_status >= self.status_s:
+                    self.post(StatusChanged(self.source.status()))
+                    last_status = now
+                if self._stopping.is_set() or self._full() or (self.deadline is not None and now >= self.deadline):
+                    break
+            if not self._full():
+                self.outbox.extend(self._take(self.correlator.flush()))
+        except Exception as e:   # shown in the app's status line instead of killing the UI thread
+            self.error = e
+            problems.append(f"{type(e).__name__}: {e}")
+        finally:
+            self.post(JourneysReady())
+            problems += [str(p) for p in getattr(self.source, "problems", [])]
+            self.post(StatusChanged(self.source.status()))
+            self.post(SourceFinished(problems))
+
+    def _full(self) -> bool:
+        return self.count is not None and self.delivered >= self.count
+
+    def _take(self, journeys) -> list:
+        out = []
+        for j in journeys:
+            if self._full():
+                break
+            if self.recorder is not None:
+                self.recorder.journey(j)
+            out.append(j)
+            self.delivered += 1
+        return out

@@ -1,0 +1,198 @@
+"""The TUI's panels: hop table, packet detail, explain, journeys list and status line.
+
+Every piece of text that came from outside (device, namespace and container
+names, payload bytes) is made safe (control characters shown as \\xNN) and put
+into rich Text objects, never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.text import Text
+from textual.widgets import DataTable, Static
+
+from ..explain import explain
+from ..model import ChangeKind, Frame, Hop, Journey
+from ..render import inner_text, outer_text, packet_label, safe
+from ..sources import SourceStatus
+
+BADGE = {
+    ChangeKind.DNAT: "bold black on yellow", ChangeKind.SNAT: "bold black on dark_orange",
+    ChangeKind.MARK: "bold white on purple", ChangeKind.ENCAP: "bold white on blue",
+    ChangeKind.DECAP: "bold white on dark_cyan", ChangeKind.DROP: "bold white on red",
+    ChangeKind.ROUTE: "bold black on grey70", ChangeKind.DELIVER: "bold black on green",
+    ChangeKind.VETH: "black on grey50", ChangeKind.BRIDGE: "black on grey50",
+}
+
+
+def badge_text(hop: Hop) -> Text:
+    out = Text()
+    for c in hop.changes:
+        k = c.kind
+        if k is ChangeKind.MARK:
+            label = f"MARK {c.after}"
+        elif k in (ChangeKind.ENCAP, ChangeKind.DECAP):
+            label = f"{k.value.upper()} VNI {c.vni}"
+        elif k is ChangeKind.DROP:
+            label = f"DROP {c.reason}"
+        elif k is ChangeKind.BRIDGE and c.via:
+            label = f"BRIDGE {c.via}"
+        else:
+            label = k.value.upper()
+        if out:
+            out.append(" ")
+        out.append(f" {safe(label)} ", style=BADGE.get(k, ""))
+    return out
+
+
+class HopTable(DataTable):
+    #: (label, fixed width or None for "as wide as the content")
+    COLUMNS = (("seq", None), ("Δt µs", None), ("namespace", 30), ("device", 16), ("dir", None), ("changes", None),
+               ("outer", None), ("inner", None))
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        for label, width in self.COLUMNS:
+            self.add_column(label, width=width)
+
+    def show(self, j: Optional[Journey]) -> None:
+        self.clear()
+        if j is None:
+            return
+        for h in j.hops:
+            ev = h.event
+            ns = safe(ev.netns) + (f" [{safe(ev.mode)}]" if ev.mode else "")
+            self.add_row(Text(str(h.seq)), Text(f"{h.dt_ns / 1000:.1f}"), Text(ns), Text(safe(ev.ifname)),
+                         Text(ev.dir or "?"), badge_text(h), Text(outer_text(h.frame)), Text(inner_text(h.frame)),
+                         key=str(h.seq))
+
+    def point_at(self, hop: int) -> None:
+        if self.row_count:
+            self.move_cursor(row=min(hop, self.row_count - 1), animate=False, scroll=True)
+
+
+def _layers(frame: Frame, depth: int = 0) -> list[tuple[int, object]]:
+    out = [(depth, layer) for layer in frame.layers]
+    if frame.inner is not None:
+        out += _layers(frame.inner, depth + 1)
+    return out
+
+
+def _from_inner(frame: Frame) -> dict:
+    """Layers keyed by (tunnel levels above the innermost packet, layer type): encapsulation adds
+    outer layers without renaming the inner ones, so this is how two hops' layers line up."""
+    layers = _layers(frame)
+    top = max((d for d, _ in layers), default=0)
+    out: dict = {}
+    for depth, layer in layers:
+        out.setdefault((top - depth, type(layer)), layer)
+    return out
+
+
+def detail_text(hop: Hop, prev: Optional[Hop]) -> Text:
+    """The header stack, fields changed since the previous hop shown as before → after."""
+    ev = hop.event
+    out = Text()
+    out.append(f"hop {hop.seq}  {safe(hop.place)}  {ev.dir or '?'}  via {safe(ev.hook)}  {ev.wire_len} bytes",
+               style="bold")
+    if ev.mark is not None:
+        out.append(f"  mark {ev.mark:#x}")
+    if ev.skb is not None:
+        out.append(f"  skb {ev.skb:#x}", style="dim")
+    out.append("\n")
+    before = _from_inner(prev.frame) if prev is not None else {}
+    layers = _layers(hop.frame)
+    top = max((d for d, _ in layers), default=0)
+    shown_depth = 0
+    for depth, layer in layers:
+        if depth > shown_depth:
+            out.append("  " * depth + "inside VXLAN:\n", style="bold blue")
+            shown_depth = depth
+        indent = "  " * depth
+        name = type(layer).__name__
+        old = before.get((top - depth, type(layer)))
+        out.append(f"{indent}{name:<6}", style="bold cyan" if old is not None or prev is None else "bold green")
+        for field, value in zip(layer._fields, layer):
+            if field == "seglen":
+                continue
+            shown = hex(value) if field in ("flags", "type") and isinstance(value, int) and name != "ICMP" else value
+            old_value = getattr(old, field, None) if old is not None else None
+            if old is not None and old_value != value:
+                was = hex(old_value) if field in ("flags", "type") and isinstance(old_value, int) and name != "ICMP" \
+                    else old_value
+                out.append(f" {field} ")
+                out.append(f"{safe(str(was))} → {safe(str(shown))}", style="bold black on yellow")
+            else:
+                out.append(f" {field} {safe(str(shown))}")
+        if old is None and prev is not None:
+            out.append("  (new here)", style="green")
+        out.append("\n")
+    if hop.frame.error:
+        out.append(f"decoding stopped: {hop.frame.error}\n", style="red")
+    payload = hop.frame.innermost.payload
+    if payload:
+        out.append(f"payload {len(payload)} bytes: {safe(payload[:48].decode('latin-1'))}\n", style="dim")
+    return out
+
+
+class PacketDetail(Static):
+    def show(self, j: Optional[Journey], hop: int) -> None:
+        if j is None or not j.hops:
+            self.update(Text("no packet selected", style="dim"))
+            return
+        h = j.hops[hop]
+        self.update(detail_text(h, j.hops[hop - 1] if hop > 0 else None))
+
+
+class ExplainPanel(Static):
+    def show(self, j: Optional[Journey], hop: int) -> None:
+        if j is None or not j.hops:
+            self.update(Text(""))
+            return
+        out = Text()
+        for i, para in enumerate(explain(j.hops[hop], j)):
+            if i:
+                out.append("\n\n")
+            out.append(safe(para))
+        self.update(out)
+
+
+class JourneyList(DataTable):
+    """Every packet of the followed flows, requests and their replies paired."""
+
+    #: fixed widths: no measuring of every row that arrives (thousands a second under load)
+    COLUMNS = (("#", 5), ("role", 6), ("packet", 42), ("hops", 4))
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        for label, width in self.COLUMNS:
+            self.add_column(label, width=width)
+
+    def add(self, journeys: list[Journey]) -> None:
+        for j in journeys:
+            role = Text(f"↩ {j.reply_to}", style="cyan") if j.reply_to is not None else \
+                Text("reply" if j.direction == "reply" else "req", style="bold")
+            self.add_row(Text(str(j.id)), role, Text(safe(packet_label(j))), Text(str(len(j.hops))), key=str(j.id))
+
+
+def status_text(st: Optional[SourceStatus], *, filter_text: str, playing: bool, speed: float,
+                follow: bool, held: int, finished: bool, problems: list[str]) -> Text:
+    out = Text()
+    if st is not None:
+        if st.kind == "live":
+            out.append(f"live: {st.label}, {st.events} events ({st.rate:,.0f}/s)", style="bold green")
+            out.append(f"  lost {st.lost}", style="bold red" if st.lost else "")
+        else:
+            out.append(f"replay: {safe(st.label)}, {st.position}", style="bold")
+        if finished:
+            out.append("  (done)" if st.kind == "replay" else "  (stopped)", style="dim")
+    out.append(f"  │ filter: {safe(filter_text)}  │ {held} packets")
+    out.append(f"  │ {'▶ playing' if playing else '‖ paused'} {speed:g} hops/s")
+    out.append(f"  │ follow latest: {'on' if follow else 'off'}")
+    if problems:
+        out.append(f"  │ {safe(problems[-1])}", style="bold red")
+    if st is not None and st.notes:
+        out.append(f"  │ {safe(st.notes[0])}", style="dim")
+    return out
