@@ -190,7 +190,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         return 0;               /* only followed packets report their end */
 
     void *dev = 0, *net = 0;
-    __u32 netns = 0, ifindex = 0, len = 0, mark = 0;
+    __u32 netns = 0, ifindex = 0, len = 0, data_len = 0, mark = 0;
     unsigned char *head = 0, *data = 0;
     __u16 mac = 0xffff, nh = 0xffff, proto = 0;
     FV_READ(dev, skb, FV_SKB_DEV);
@@ -206,6 +206,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
     FV_READ(nh, skb, FV_SKB_NETWORK_HEADER);
     FV_READ(proto, skb, FV_SKB_PROTOCOL);
     FV_READ(len, skb, FV_SKB_LEN);
+    FV_READ(data_len, skb, FV_SKB_DATA_LEN);
     FV_READ(mark, skb, FV_SKB_MARK);
 
 #ifndef FV_ALL
@@ -275,7 +276,9 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
     }
     __u32 n = 0;
     if (start && hook != FV_HOOK_FREE) {
-        __u64 avail = (__u64)(data - start) + len;
+        /* only the linear part: a TCP segment's payload sits in page fragments, and the head
+         * buffer beyond the linear end holds whatever was there before */
+        __u64 avail = (__u64)(data - start) + (len - data_len);
         n = avail < FV_SNAP ? (__u32)avail : FV_SNAP;
         n &= 0xff;
         if (n > FV_SNAP)

@@ -161,8 +161,15 @@ class Correlator:
             if j is not None:
                 j.freed = True
             return self._expire(ts)
-        frame = decode(ev.data, ev.linktype)
         j = self._by_skb.get(ev.skb) if ev.skb is not None else None
+        if ev.dir == DROP and not ev.ifindex and j is not None:
+            # freed where no device is attached any more (a socket, say): it was dropped
+            # after its last sighting, so that is where it ends
+            last = j.events[-1]
+            ev = ev._replace(netns=last.netns, netns_id=last.netns_id, ifindex=last.ifindex, ifname=last.ifname,
+                             mode=last.mode, data=ev.data or last.data, linktype=last.linktype)
+            ts = ev.ts_ns
+        frame = decode(ev.data, ev.linktype)
         key = identity(frame)
         spot = (f"{ev.netns}/{ev.ifname}" if ev.netns else ev.ifname, ev.dir)
         if j is not None and key is not None and j.keys and key not in j.keys:

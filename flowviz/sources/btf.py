@@ -140,6 +140,7 @@ class BTF:
 #: what the tracer reads: macro name → (struct, member path)
 FIELDS = {
     "SKB_LEN": ("sk_buff", "len"),
+    "SKB_DATA_LEN": ("sk_buff", "data_len"),
     "SKB_DATA": ("sk_buff", "data"),
     "SKB_HEAD": ("sk_buff", "head"),
     "SKB_MAC_HEADER": ("sk_buff", "mac_header"),
@@ -153,7 +154,7 @@ FIELDS = {
     "NET_INUM": ("net", "ns.inum"),
 }
 #: sizes the C code assumes; a kernel that differs is refused rather than misread
-EXPECTED_SIZES = {"SKB_LEN": 4, "SKB_DATA": 8, "SKB_HEAD": 8, "SKB_MAC_HEADER": 2, "SKB_NETWORK_HEADER": 2,
+EXPECTED_SIZES = {"SKB_LEN": 4, "SKB_DATA_LEN": 4, "SKB_DATA": 8, "SKB_HEAD": 8, "SKB_MAC_HEADER": 2, "SKB_NETWORK_HEADER": 2,
                   "SKB_PROTOCOL": 2, "SKB_MARK": 4, "SKB_DEV": 8, "DEV_IFINDEX": 4, "DEV_NAME": 16,
                   "DEV_ND_NET": 8, "NET_INUM": 4}
 
