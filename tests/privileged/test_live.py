@@ -143,3 +143,18 @@ def test_ebpf_prints_the_final_c():
     assert r.returncode == 0
     assert "#define FV_DPORT 20229" in r.stdout and "#define FV_HOST4" in r.stdout
     assert "int fv_rx(void *ctx)" in r.stdout
+
+
+def test_packets_with_data_stay_one_journey_through_nat(swarm_lab):
+    """Data segments keep their payload in page fragments: the snapshot must stop at the linear
+    end, or the bytes past it (different after NAT rewrote the packet) would split journeys."""
+    with following("--dport", "20229", "--json") as f:
+        for i in range(3):
+            assert one_request(SWARM, "tcp", timeout=3, seq=i) is not None
+        time.sleep(1.5)
+    js = f.journeys()
+    assert len(js) >= 15   # handshake, data both ways, teardown; three times
+    ends = {"client/eth0", "node2:my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b/eth0"}
+    for j in js:
+        assert j["path"][0] in ends and j["path"][-1] in ends, j["path"]
+        assert j["hops"] in (17, 18), j   # 18: a drop at the end (e.g. QUEUE_PURGE when a socket closes)
