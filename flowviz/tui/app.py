@@ -148,7 +148,11 @@ class FlowvizApp(App):
         if self._closing:
             return
         j, h = self.current, self.hop
-        self.query_one(PathMap).show(j, h)
+        pathmap = self.query_one(PathMap)
+        pathmap.show(j, h)
+        box = self.query_one("#mapbox")
+        if not (box.scroll_y <= pathmap.marker_line < box.scroll_y + box.scrollable_content_region.height):
+            box.scroll_to(y=max(0, pathmap.marker_line - 2), animate=False)
         self.query_one(HopTable).point_at(h)
         self.query_one(PacketDetail).show(j, h)
         self.query_one(ExplainPanel).show(j, h)
@@ -157,6 +161,8 @@ class FlowvizApp(App):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self._closing or event.row_key is None or event.row_key.value is None:
             return
+        if event.cursor_row != event.data_table.cursor_row:
+            return   # stale: the cursor moved again (we move it as the packet steps) since this was sent
         if event.data_table.id == "journeys":
             j = self.journeys.get(int(event.row_key.value))
             if j is not None and (self.current is None or j.id != self.current.id):

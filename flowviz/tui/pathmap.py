@@ -67,9 +67,11 @@ class PathMap(Widget):
         super().__init__(**kw)
         self.journey: Optional[Journey] = None
         self.hop = 0
+        self.marker_line = 0   #: the line the packet is drawn on (for scrolling it into view)
 
     def show(self, journey: Optional[Journey], hop: int) -> None:
         self.journey, self.hop = journey, hop
+        self._lines(self.size.width or 120)   # sets marker_line now, before the next paint
         self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:
@@ -129,6 +131,9 @@ class PathMap(Widget):
             for b in boxes:
                 while len(b) < height:
                     b.insert(len(b) - 1, Text("│" + " " * inner + "│", style="dim"))
+            for ns, idxs in row:
+                if self.hop in idxs:   # border, the mode line if there is one, then the devices
+                    self.marker_line = len(out) + 1 + bool(j.hops[idxs[0]].event.mode) + idxs.index(self.hop)
             for line in range(height):
                 text = Text()
                 for k, b in enumerate(boxes):

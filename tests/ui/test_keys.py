@@ -28,6 +28,21 @@ async def test_right_left_step_through_hops(make_app):
         assert hops.cursor_row == app.hop
 
 
+async def test_every_step_counts_and_the_packet_stays_in_view(make_app):
+    """The hop table's cursor follows the packet; its highlight events must not pull it back."""
+    app = make_app("swarm-ingress.pcapng")
+    async with app.run_test(size=(170, 40)) as pilot:
+        await loaded(pilot)
+        seen = []
+        for _ in range(len(app.current.hops) - 1):
+            await pilot.press("right")
+            seen.append(app.hop)
+        assert seen == list(range(1, len(app.current.hops)))
+        box, pathmap = app.query_one("#mapbox"), app.query_one("#map")
+        assert box.scroll_y <= pathmap.marker_line < box.scroll_y + box.scrollable_content_region.height
+        assert "●" in pathmap._lines(pathmap.size.width)[pathmap.marker_line].plain
+
+
 async def test_space_plays_and_pauses(make_app):
     app = make_app("swarm-ingress.pcapng")
     async with app.run_test(size=(170, 50)) as pilot:
