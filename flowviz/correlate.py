@@ -117,7 +117,7 @@ class _Conn:
 class _Open:
     """A journey still collecting hops."""
 
-    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "freed", "first_ts", "seen", "keys")
+    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "first_ts", "seen", "keys")
 
     def __init__(self, jid: int, conn: _Conn, direction: str, ts: int):
         self.id = jid
@@ -128,7 +128,6 @@ class _Open:
         self.conn = conn
         self.direction = direction
         self.ended = False   # dropped: nothing joins it any more
-        self.freed = False   # a live FREE came after its last hop
         self.seen: dict = {}  # (place, dir) → the last event there
         self.keys: set = set()  # identities it is indexed under
 
@@ -156,10 +155,9 @@ class Correlator:
         """Take one sighting; return the journeys that finished because time moved on."""
         self.events += 1
         ts = ev.ts_ns
-        if ev.dir == FREE:
-            j = self._by_skb.pop(ev.skb, None) if ev.skb is not None else None
-            if j is not None:
-                j.freed = True
+        if ev.dir == FREE:   # the skb's life ended: its address may now hold another packet
+            if ev.skb is not None:
+                self._by_skb.pop(ev.skb, None)
             return self._expire(ts)
         j = self._by_skb.get(ev.skb) if ev.skb is not None else None
         if ev.dir == DROP and not ev.ifindex and j is not None:

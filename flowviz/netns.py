@@ -17,6 +17,14 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def inode_of(path: str):
+    """The inode of a namespace file (``/run/netns/X``, ``/proc/PID/ns/net``), or None."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def ns_path(ns: str) -> str:
     """A namespace name (``/run/netns/NAME``), ``pid:N``, ``inode``-less path, or an absolute path."""
     if ns.startswith("/"):

@@ -36,10 +36,8 @@ def netns_exists(name: str) -> bool:
 
 
 def netns_inode(name: str) -> Optional[int]:
-    try:
-        return os.stat(os.path.join(NETNS_DIR, name)).st_ino
-    except OSError:
-        return None
+    from ..netns import inode_of
+    return inode_of(os.path.join(NETNS_DIR, name))
 
 
 def run_in(ns: str, *argv: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..model import TCP, Frame, Hop, Journey, tcp_flags_text
+from ..model import TCP, Frame, Journey, tcp_flags_text
 
 
 def tuple_fields(f: Frame) -> dict:

@@ -310,7 +310,7 @@ class LiveSource:
         if self.bpf is not None:
             bpf = self.bpf
             try:
-                self.lost   # last reading before the maps go
+                self._lost = self.lost   # the last reading, before the maps go
             finally:
                 self.bpf = None
                 self.attached = []

@@ -101,7 +101,7 @@ class InterfaceNotes:
         pa, pb = ia.get("peer"), ib.get("peer")
         if pa == b.place or pb == a.place or (pa and pa == pb and "/" not in pa):
             return ChangeKind.VETH, None   # a veth pair, or two ends of one wire/segment
-        for x, ix, y in ((a, ia, b), (b, ib, a)):
+        for ix, y in ((ia, b), (ib, a)):
             if ix.get("kind") == "macvlan" and ix.get("parent") == y.place:
                 return ChangeKind.BRIDGE, f"{y.ifname} (macvlan)"
         return None

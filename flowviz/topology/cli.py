@@ -48,7 +48,7 @@ def _default_source(snap: Snapshot) -> int:
 def _default_target(snap: Snapshot, dport: int) -> Optional[str]:
     """An address of the namespace whose nat rules handle --dport (a published port)."""
     needle = f"--dport {dport} "
-    for ino, v in snap.namespaces.items():
+    for v in snap.namespaces.values():
         if any(needle in l + " " and "DNAT" in l for l in v.rules.get("nat", [])):
             for l in sorted(v.links.values(), key=lambda l: l.index):
                 if l.kind != "loopback" and l.master is None and l.addresses and l.kind != "bridge":

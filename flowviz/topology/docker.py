@@ -12,7 +12,8 @@ engine, topology works as before, without these names.
 from __future__ import annotations
 
 import os
-from typing import Optional
+
+from ..netns import inode_of
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -30,13 +31,6 @@ def client(timeout: float = 3.0):
         c.ping()
         return c
     except Exception:   # docker.errors.DockerException, requests errors: no engine to ask
-        return None
-
-
-def _inode(path: str) -> Optional[int]:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
         return None
 
 
@@ -92,7 +86,7 @@ def read(c) -> dict:
         containers.append({
             "id": ct.id, "name": ct.name, "pid": pid,
             "netns_path": sandbox if sandbox else (f"/proc/{pid}/ns/net" if pid else None),
-            "netns_inode": _inode(f"/proc/{pid}/ns/net") if pid else (_inode(sandbox) if sandbox else None),
+            "netns_inode": inode_of(f"/proc/{pid}/ns/net") if pid else (inode_of(sandbox) if sandbox else None),
             "mode": network_mode(a, drivers, names_by_id),
             "networks": {name: {"ip": v.get("IPAddress"), "mac": v.get("MacAddress"),
                                 "gateway": v.get("Gateway")} for name, v in (ns.get("Networks") or {}).items()},

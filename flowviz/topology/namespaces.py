@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
+from ..netns import inode_of
+
 RUN_NETNS = "/run/netns"
 DOCKER_NETNS = "/var/run/docker/netns"
 
@@ -48,13 +50,6 @@ class Namespace:
         return None
 
 
-def _inode(path: str) -> Optional[int]:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
-
-
 def _comm(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm") as f:
@@ -71,9 +66,9 @@ class Discovery(NamedTuple):
 def _root_path() -> str:
     """A path to the initial network namespace: PID 1's, else kthreadd's (a kernel thread lives in
     init_net; PID 1 may be unreadable in a sandbox), else our own."""
-    if _inode("/proc/1/ns/net") is not None:
+    if inode_of("/proc/1/ns/net") is not None:
         return "/proc/1/ns/net"
-    if _comm(2) == "kthreadd" and _inode("/proc/2/ns/net") is not None:
+    if _comm(2) == "kthreadd" and inode_of("/proc/2/ns/net") is not None:
         return "/proc/2/ns/net"
     return "/proc/self/ns/net"
 
@@ -82,7 +77,7 @@ def discover(*, with_processes: bool = True, with_docker: bool = True) -> Discov
     """All namespaces this process can see, by inode, named as well as we can."""
     found: dict[int, Namespace] = {}
     root_path = _root_path()
-    root = _inode(root_path)
+    root = inode_of(root_path)
     if root is not None:
         found[root] = Namespace(root, root_path, "host", kind="root", role="host")
     for directory, kind in ((RUN_NETNS, "named"), (DOCKER_NETNS, "docker")):
@@ -92,7 +87,7 @@ def discover(*, with_processes: bool = True, with_docker: bool = True) -> Discov
             continue
         for n in names:
             path = os.path.join(directory, n)
-            ino = _inode(path)
+            ino = inode_of(path)
             if ino is None:
                 continue
             if ino not in found or found[ino].kind == "process":
@@ -106,7 +101,7 @@ def discover(*, with_processes: bool = True, with_docker: bool = True) -> Discov
             if not entry.isdigit():
                 continue
             path = f"/proc/{entry}/ns/net"
-            ino = _inode(path)
+            ino = inode_of(path)
             if ino is None:
                 continue
             ns = found.get(ino)
@@ -187,12 +182,12 @@ class NetnsNames:
             except ValueError:
                 raise BadInput(f"--netns {spec}: inode:N needs a number") from None
         if spec.isdigit():
-            ino = _inode(f"/proc/{spec}/ns/net")
+            ino = inode_of(f"/proc/{spec}/ns/net")
             if ino is None:
                 raise BadInput(f"--netns {spec}: no such process")
             return ino
         if spec.startswith("/"):
-            ino = _inode(spec)
+            ino = inode_of(spec)
             if ino is None:
                 raise BadInput(f"--netns {spec}: cannot open it")
             return ino

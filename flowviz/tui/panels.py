@@ -114,7 +114,7 @@ def detail_text(hop: Hop, prev: Optional[Hop]) -> Text:
         name = type(layer).__name__
         old = before.get((top - depth, type(layer)))
         out.append(f"{indent}{name:<6}", style="bold cyan" if old is not None or prev is None else "bold green")
-        for field, value in zip(layer._fields, layer):
+        for field, value in zip(layer._fields, layer, strict=True):
             if field == "seglen":
                 continue
             shown = hex(value) if field in ("flags", "type") and isinstance(value, int) and name != "ICMP" else value

@@ -131,7 +131,7 @@ class PathMap(Widget):
             for b in boxes:
                 while len(b) < height:
                     b.insert(len(b) - 1, Text("│" + " " * inner + "│", style="dim"))
-            for ns, idxs in row:
+            for _, idxs in row:
                 if self.hop in idxs:   # border, the mode line if there is one, then the devices
                     self.marker_line = len(out) + 1 + bool(j.hops[idxs[0]].event.mode) + idxs.index(self.hop)
             for line in range(height):

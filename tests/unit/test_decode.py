@@ -13,7 +13,7 @@ from scapy.layers.vxlan import VXLAN as SVXLAN
 
 from flowviz.decode import decode, sll_direction
 from flowviz.model import (
-    ARP, ICMP, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW,
+    ARP, ICMP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW,
     SLL, TCP, UDP, VXLAN, Dot1Q, Ether as FEther, IPv4, IPv6, KNOWN_LINKTYPES,
 )
 
