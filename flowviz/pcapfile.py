@@ -9,6 +9,12 @@ simple and obsolete packet blocks, packet comments and epb_flags direction.
 
 The writer makes the pcapng files flowviz records (``follow --write``) and the
 sample captures: one interface per device, hop metadata in packet comments.
+
+Why not scapy's readers: not speed (scripts/bench-replay shows RawPcapNgReader
+reading a little faster than this reader plus the HopEvent it feeds), but what
+replay needs from a damaged file: every packet before the damage delivered,
+then one error naming the byte where it is; and each interface's name,
+description, if_tsresol and if_tsoffset, and the packets' epb_flags.
 """
 
 from __future__ import annotations

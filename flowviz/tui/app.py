@@ -17,6 +17,7 @@ from .panels import ExplainPanel, HopTable, JourneyList, PacketDetail, status_te
 from .pathmap import PathMap
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)   # hops per second
+MIN_TIMED_STEP, MAX_TIMED_STEP = 0.05, 4.0  # s: timed playback keeps every hop visible, and moving
 
 
 class FlowvizApp(App):
@@ -30,6 +31,7 @@ class FlowvizApp(App):
         Binding("minus", "speed(-1)", "slower"),
         Binding("n", "packet(1)", "next packet"),
         Binding("p", "packet(-1)", "prev packet"),
+        Binding("t", "toggle_timing", "timing"),
         Binding("e", "toggle_explain", "explain"),
         Binding("f", "toggle_follow", "follow latest"),
         Binding("q", "quit", "quit"),
@@ -49,6 +51,7 @@ class FlowvizApp(App):
         self.playing = autoplay
         self.speed = 2.0
         self.follow = follow_latest
+        self.timed = False   # False: even steps at `speed` hops/s; True: real time, scaled
         self.finished = False
         self.problems: list[str] = []
         self._status = None
@@ -78,7 +81,7 @@ class FlowvizApp(App):
         self.query_one("#hops").border_title = "hops"
         self.query_one("#detailbox").border_title = "packet"
         self.query_one("#explainbox").border_title = "explain"
-        self._timer = self.set_interval(1 / self.speed, self._tick, pause=not self.playing)
+        self._timer = self.set_timer(self._delay(), self._tick, pause=not self.playing)
         self._update_status()
         self.feeder.start()
 
@@ -176,9 +179,24 @@ class FlowvizApp(App):
     def _update_status(self) -> None:
         self.query_one("#status", Static).update(status_text(
             self._status, filter_text=self.filter_text, playing=self.playing, speed=self.speed,
-            follow=self.follow, held=len(self.journeys), finished=self.finished, problems=self.problems))
+            follow=self.follow, held=len(self.journeys), finished=self.finished, problems=self.problems,
+            timed=self.timed))
 
     # -- keys --------------------------------------------------------------------------------------
+
+    def _delay(self) -> float:
+        """Seconds until the next step: 1/speed, or in timed mode the real gap to the next hop,
+        scaled so that this journey's average gap takes 1/speed."""
+        j = self.current
+        if not self.timed or j is None or self.hop >= len(j.hops) - 1 or len(j.hops) < 2:
+            return 1 / self.speed
+        gap = j.hops[self.hop + 1].dt_ns - j.hops[self.hop].dt_ns
+        mean = j.hops[-1].dt_ns / (len(j.hops) - 1) or 1
+        return min(MAX_TIMED_STEP, max(MIN_TIMED_STEP, gap / mean / self.speed))
+
+    def _schedule(self) -> None:
+        self._timer.stop()
+        self._timer = self.set_timer(self._delay(), self._tick, pause=not self.playing)
 
     def _tick(self) -> None:
         j = self.current
@@ -191,16 +209,16 @@ class FlowvizApp(App):
             self._select(next(reversed(self.journeys.values())))
         else:
             self.action_toggle_play()   # at the end: stop, and space starts over
+            return
+        if self.playing:
+            self._schedule()
 
     def action_toggle_play(self) -> None:
         self.playing = not self.playing
-        if self.playing:
-            if self.current is not None and self.hop >= len(self.current.hops) - 1:
-                self.hop = 0
-                self._draw()
-            self._timer.resume()
-        else:
-            self._timer.pause()
+        if self.playing and self.current is not None and self.hop >= len(self.current.hops) - 1:
+            self.hop = 0
+            self._draw()
+        self._schedule()
         self._update_status()
 
     def action_step(self, delta: int) -> None:
@@ -213,8 +231,12 @@ class FlowvizApp(App):
     def action_speed(self, delta: int) -> None:
         i = SPEEDS.index(self.speed) if self.speed in SPEEDS else 1
         self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, i + delta))]
-        self._timer.stop()
-        self._timer = self.set_interval(1 / self.speed, self._tick, pause=not self.playing)
+        self._schedule()
+        self._update_status()
+
+    def action_toggle_timing(self) -> None:
+        self.timed = not self.timed
+        self._schedule()
         self._update_status()
 
     def action_packet(self, delta: int) -> None:

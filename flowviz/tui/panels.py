@@ -178,7 +178,7 @@ class JourneyList(DataTable):
 
 
 def status_text(st: Optional[SourceStatus], *, filter_text: str, playing: bool, speed: float,
-                follow: bool, held: int, finished: bool, problems: list[str]) -> Text:
+                follow: bool, held: int, finished: bool, problems: list[str], timed: bool = False) -> Text:
     out = Text()
     if st is not None:
         if st.kind == "live":
@@ -189,7 +189,8 @@ def status_text(st: Optional[SourceStatus], *, filter_text: str, playing: bool, 
         if finished:
             out.append("  (done)" if st.kind == "replay" else "  (stopped)", style="dim")
     out.append(f"  │ filter: {safe(filter_text)}  │ {held} packets")
-    out.append(f"  │ {'▶ playing' if playing else '‖ paused'} {speed:g} hops/s")
+    pace = f"real time, 1 mean gap = {1 / speed:g} s" if timed else f"{speed:g} hops/s"
+    out.append(f"  │ {'▶ playing' if playing else '‖ paused'} {pace}")
     out.append(f"  │ follow latest: {'on' if follow else 'off'}")
     if problems:
         out.append(f"  │ {safe(problems[-1])}", style="bold red")

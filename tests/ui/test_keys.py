@@ -77,6 +77,25 @@ async def test_plus_minus_change_speed(make_app):
         assert "0.5 hops/s" in str(app.query_one("#status").render())
 
 
+async def test_t_plays_in_real_time_scaled(make_app):
+    app = make_app("swarm-ingress.pcapng")
+    async with app.run_test(size=(170, 50)) as pilot:
+        await loaded(pilot)
+        await pilot.press("t")
+        assert app.timed and "real time" in str(app.query_one("#status").render())
+        j = app.current
+        mean = j.hops[-1].dt_ns / (len(j.hops) - 1)
+        assert app._delay() == pytest.approx((j.hops[1].dt_ns - j.hops[0].dt_ns) / mean / app.speed)
+        await pilot.press("space")
+        for _ in range(100):
+            if app.hop >= 2:
+                break
+            await pilot.pause(0.1)
+        assert app.hop >= 2   # it moves in timed mode too
+        await pilot.press("t")
+        assert not app.timed and app._delay() == 1 / app.speed
+
+
 async def test_n_p_next_and_previous_packet(make_app):
     app = make_app("swarm-ingress.pcapng", "bridge-published.pcapng")
     async with app.run_test(size=(170, 50)) as pilot:
