@@ -128,7 +128,7 @@ class _Open:
         self.conn = conn
         self.direction = direction
         self.ended = False   # dropped: nothing joins it any more
-        self.seen: dict = {}  # (place, dir) → the last event there
+        self.seen: dict = {}  # (netns, ifname, dir) → the last event there
         self.keys: set = set()  # identities it is indexed under
 
 
@@ -169,7 +169,7 @@ class Correlator:
             ts = ev.ts_ns
         frame = decode(ev.data, ev.linktype)
         key = identity(frame)
-        spot = (f"{ev.netns}/{ev.ifname}" if ev.netns else ev.ifname, ev.dir)
+        spot = (ev.netns, ev.ifname, ev.dir)   # where and which way: the key of j.seen
         if j is not None and key is not None and j.keys and key not in j.keys:
             # the address now holds another packet: its end was not seen (lost, or a
             # recording, which carries no end-of-life events)
