@@ -102,13 +102,12 @@ def _reverse(t):
 
 
 class _Conn:
-    __slots__ = ("id", "orig", "reply", "matched", "requests", "last_ts")
+    __slots__ = ("id", "orig", "matched", "requests", "last_ts")
 
     def __init__(self, cid: int, ts: int):
         self.id = cid
         self.last_ts = ts
-        self.orig: set = set()
-        self.reply: set = set()
+        self.orig: set = set()   # tuples the orig direction showed; every other tuple of it is a reply's
         self.matched = False
         # recent orig journeys: (journey id, start ts, TCP ack that would answer it)
         self.requests: deque = deque(maxlen=MAX_ORIG_REMEMBERED)
@@ -146,7 +145,6 @@ class Correlator:
         self._conns: dict = {}
         self._next_id = 1
         self._now = 0
-        self.duplicates = 0
         self.events = 0
 
     # -- input ------------------------------------------------------------
@@ -177,14 +175,12 @@ class Correlator:
         if j is not None:
             last = j.events[-1]
             if last.ifname == ev.ifname and last.netns == ev.netns and last.dir == ev.dir:
-                self.duplicates += 1   # the same skb reported twice on one device (netif_rx + receive)
-                return self._expire(ts)
+                return self._expire(ts)   # the same skb reported twice on one device (netif_rx + receive)
         elif key is not None:
             cand = self._by_key.get(key)
             if cand is not None and not cand.ended and ts - cand.last_ts <= self.window:
                 verdict = self._seen_before(cand, ev, spot)
                 if verdict == "duplicate":
-                    self.duplicates += 1
                     return self._expire(ts)
                 if verdict == "new":
                     cand = None
@@ -282,7 +278,8 @@ class Correlator:
         if t is None:
             return
         c = j.conn
-        (c.orig if j.direction == ORIG else c.reply).add(t)
+        if j.direction == ORIG:
+            c.orig.add(t)
         self._conns[t] = c
         if j.last_ts > c.last_ts:
             c.last_ts = j.last_ts
@@ -380,7 +377,7 @@ def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
     decap = pf.vxlan is not None and cf.vxlan is None
     revni = (pf.vxlan is not None and cf.vxlan is not None and pf.vxlan.vni != cf.vxlan.vni)
 
-    moved = ce.place != pe.place
+    moved = ce.ifname != pe.ifname or ce.netns != pe.netns
     if moved and not (encap or decap or revni):
         known = topology.crossing(pe, ce) if topology is not None else None
         cross, via = known if known is not None else (_guess_crossing(pe, ce), None)

@@ -5,9 +5,9 @@ changed here. Written for a class being shown the reference path (DESIGN.md, and
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
-from .model import ChangeKind, Hop, Journey
+from .model import Change, ChangeKind, Hop, Journey
 
 VXLAN_OVERHEAD = 50   # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
@@ -80,46 +80,44 @@ def _place_text(hop: Hop) -> list[str]:
     return out
 
 
+CHANGES: dict[ChangeKind, Callable[[Change], str]] = {
+    ChangeKind.VETH: lambda c: (
+        f"It crossed a veth pair (or a wire): sent by {c.before}, received by {c.after}, bytes unchanged, now in "
+        "another namespace."),
+    ChangeKind.BRIDGE: lambda c: (
+        f"The bridge{' ' + c.via if c.via else ''} forwarded the frame by its destination MAC, without touching "
+        "the IP packet, like a switch would."),
+    ChangeKind.ROUTE: lambda c: (
+        "This namespace routed it: it was not for a local address here, so the kernel looked up a route, "
+        f"decremented the TTL ({c.before} → {c.after.removeprefix('ttl ')}) and gave it new MAC addresses for "
+        "the next link."),
+    ChangeKind.DNAT: lambda c: (
+        f"DNAT rewrote the destination from {c.before} to {c.after}. A published port works this way: a nat rule "
+        "(or IPVS) sends what arrives for the port to the container that serves it; conntrack remembers, so the "
+        "reply is rewritten back."),
+    ChangeKind.SNAT: lambda c: (
+        f"SNAT rewrote the source from {c.before} to {c.after}, so that the reply comes back the same way. In "
+        "ingress_sbox the packet takes ingress_sbox's own overlay address 10.255.0.3: the task answers to "
+        "ingress_sbox, which undoes both rewrites."),
+    ChangeKind.MARK: lambda c: (
+        f"The mangle table set the firewall mark to {c.after} (= {int(c.after, 16)}). In ingress_sbox the mark "
+        f"names the published port's IPVS service: 'FWM {int(c.after, 16)}' picks a task's address round-robin "
+        "and rewrites the destination to it."),
+    ChangeKind.ENCAP: lambda c: (
+        f"VXLAN encapsulation (VNI {c.vni}): the whole Ethernet frame became the payload of a UDP packet between "
+        f"the two nodes ({c.after}). The {VXLAN_OVERHEAD} extra bytes are why the overlay MTU is 1450."),
+    ChangeKind.DECAP: lambda c: (
+        f"VXLAN decapsulation (VNI {c.vni}): the receiving node's vxlan device took the outer headers off and "
+        "the original frame continues into the overlay bridge."),
+    ChangeKind.DELIVER: lambda c: (
+        f"Delivered: {c.after} is a local address here, so the packet went up the stack to the listening "
+        "socket. Its journey ends."),
+    ChangeKind.DROP: lambda c: f"Dropped: the kernel freed it with reason {c.reason}.",
+}
+
+
 def _change_text(hop: Hop, journey: Journey) -> list[str]:
-    out = []
-    for c in hop.changes:
-        k = c.kind
-        if k is ChangeKind.VETH:
-            out.append(f"It crossed a veth pair (or a wire): sent by {c.before}, received by {c.after}, bytes "
-                       "unchanged, now in another namespace.")
-        elif k is ChangeKind.BRIDGE:
-            via = f" {c.via}" if c.via else ""
-            out.append(f"The bridge{via} forwarded the frame by its destination MAC, without touching the IP "
-                       "packet, like a switch would.")
-        elif k is ChangeKind.ROUTE:
-            out.append(f"This namespace routed it: it was not for a local address here, so the kernel looked up "
-                       f"a route, decremented the TTL ({c.before} → {c.after.removeprefix('ttl ')}) and gave it "
-                       "new MAC addresses for the next link.")
-        elif k is ChangeKind.DNAT:
-            out.append(f"DNAT rewrote the destination from {c.before} to {c.after}. A published port works this "
-                       "way: a nat rule (or IPVS) sends what arrives for the port to the container that serves "
-                       "it; conntrack remembers, so the reply is rewritten back.")
-        elif k is ChangeKind.SNAT:
-            out.append(f"SNAT rewrote the source from {c.before} to {c.after}, so that the reply comes back the "
-                       "same way. In ingress_sbox the packet takes ingress_sbox's own overlay address 10.255.0.3: "
-                       "the task answers to ingress_sbox, which undoes both rewrites.")
-        elif k is ChangeKind.MARK:
-            value = int(c.after, 16)
-            out.append(f"The mangle table set the firewall mark to {c.after} (= {value}). In ingress_sbox the "
-                       f"mark names the published port's IPVS service: 'FWM {value}' picks a task's address "
-                       "round-robin and rewrites the destination to it.")
-        elif k is ChangeKind.ENCAP:
-            out.append(f"VXLAN encapsulation (VNI {c.vni}): the whole Ethernet frame became the payload of a UDP "
-                       f"packet between the two nodes ({c.after}). The {VXLAN_OVERHEAD} extra bytes are why the "
-                       "overlay MTU is 1450.")
-        elif k is ChangeKind.DECAP:
-            out.append(f"VXLAN decapsulation (VNI {c.vni}): the receiving node's vxlan device took the outer "
-                       "headers off and the original frame continues into the overlay bridge.")
-        elif k is ChangeKind.DELIVER:
-            out.append(f"Delivered: {c.after} is a local address here, so the packet went up the stack to the "
-                       "listening socket. Its journey ends.")
-        elif k is ChangeKind.DROP:
-            out.append(f"Dropped: the kernel freed it with reason {c.reason}.")
+    out = [CHANGES[c.kind](c) for c in hop.changes]
     if hop.seq == 0:
         role = "a reply" if journey.reply_to is not None else "the first sighting of this packet"
         out.append(f"This is {role}: {journey.summary()}.")

@@ -273,13 +273,6 @@ class LiveSource:
             else:
                 yield None
 
-    def poll_batch(self, timeout_ms: int = 50) -> list[HopEvent]:
-        """One poll's worth of events (for a worker thread that hands batches on)."""
-        self.bpf.ring_buffer_poll(timeout_ms)
-        batch, self._pending = self._pending, []
-        self.delivered += len(batch)
-        return batch
-
     def now_ns(self) -> int:
         return time.time_ns()
 

@@ -73,6 +73,13 @@ class HopTable(DataTable):
             self.move_cursor(row=min(hop, self.row_count - 1), animate=False, scroll=True)
 
 
+def _field_text(layer_name: str, field: str, value) -> str:
+    """A header field for people: flags and types in hex (but ICMP types, which are read in decimal)."""
+    if field in ("flags", "type") and isinstance(value, int) and layer_name != "ICMP":
+        return hex(value)
+    return safe(str(value))
+
+
 def _layers(frame: Frame, depth: int = 0) -> list[tuple[int, object]]:
     out = [(depth, layer) for layer in frame.layers]
     if frame.inner is not None:
@@ -117,15 +124,13 @@ def detail_text(hop: Hop, prev: Optional[Hop]) -> Text:
         for field, value in zip(layer._fields, layer, strict=True):
             if field == "seglen":
                 continue
-            shown = hex(value) if field in ("flags", "type") and isinstance(value, int) and name != "ICMP" else value
+            shown = _field_text(name, field, value)
             old_value = getattr(old, field, None) if old is not None else None
             if old is not None and old_value != value:
-                was = hex(old_value) if field in ("flags", "type") and isinstance(old_value, int) and name != "ICMP" \
-                    else old_value
                 out.append(f" {field} ")
-                out.append(f"{safe(str(was))} → {safe(str(shown))}", style="bold black on yellow")
+                out.append(f"{_field_text(name, field, old_value)} → {shown}", style="bold black on yellow")
             else:
-                out.append(f" {field} {safe(str(shown))}")
+                out.append(f" {field} {shown}")
         if old is None and prev is not None:
             out.append("  (new here)", style="green")
         out.append("\n")
