@@ -19,6 +19,8 @@ import tempfile
 import time
 from typing import Optional
 
+import machine
+
 IMAGE = "flowviz-busybox:test"
 LABEL = {"flowviz-test": "1"}
 SOCKET = "/var/run/docker.sock"
@@ -28,32 +30,6 @@ APPLETS = ("sh", "nc", "cat", "sleep", "echo", "ip", "ls")
 
 def _run(*argv, check=False) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check)
-
-
-def machine_state() -> dict:
-    """What the Docker tests must leave as they found it."""
-    tables = {fam: _run(f"{fam}-save").stdout for fam in ("iptables", "ip6tables") if shutil.which(f"{fam}-save")}
-    nft = _run("nft", "list", "tables").stdout if shutil.which("nft") else ""
-    with open("/proc/self/mountinfo") as f:
-        mounts = sorted(l.split()[4] for l in f)
-    with open("/proc/sys/net/ipv4/ip_forward") as f:
-        forward = f.read().strip()
-    links = sorted(l.split(":")[1].strip().split("@")[0] for l in _run("ip", "-o", "link", "show").stdout.splitlines())
-    return {"iptables": _strip_counters(tables.get("iptables", "")),
-            "ip6tables": _strip_counters(tables.get("ip6tables", "")),
-            "nft_tables": sorted(nft.split("\n")), "mounts": mounts, "ip_forward": forward, "links": links,
-            "routes": _run("ip", "route", "show", "table", "all").stdout}
-
-
-def _strip_counters(dump: str) -> str:
-    out = []
-    for l in dump.splitlines():
-        if l.startswith("#"):
-            continue
-        if l.startswith(":"):
-            l = l.split(" [")[0]
-        out.append(l)
-    return "\n".join(out)
 
 
 def _tables_of(dump: str) -> dict[str, str]:
@@ -69,7 +45,7 @@ def _tables_of(dump: str) -> dict[str, str]:
 
 def restore(before: dict) -> None:
     """Undo what dockerd did to the host (best effort per item; the comparison says what remains)."""
-    now = machine_state()
+    now = machine.state()
     for link in now["links"]:
         if link not in before["links"]:
             _run("ip", "link", "del", link)
@@ -121,7 +97,7 @@ class Engine:
 
     def __init__(self):
         self.proc: Optional[subprocess.Popen] = None
-        self.before = machine_state()
+        self.before = machine.state()
         self.log = tempfile.NamedTemporaryFile(prefix="flowviz-dockerd-", suffix=".log", delete=False)
         self.client = None
 
@@ -200,8 +176,7 @@ class Engine:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                     self.proc.wait()
             restore(self.before)
-        after = machine_state()
-        return [k for k in self.before if self.before[k] != after[k]]
+        return machine.differences(self.before, machine.state())
 
 
 def netns_path(container) -> str:
