@@ -28,8 +28,47 @@ struct fv_event {
     __u16 caplen;               /* valid bytes in data[] */
     __u8 hook;                  /* FV_HOOK_* */
     __u8 l2;                    /* 1: data[] starts with an Ethernet header, 0: with the IP header */
+    __u8 nnotes;                /* struct fv_note records after this one (struct fv_event_noted) */
+    __u8 pad[3];
     char ifname[16];            /* skb->dev->name */
     __u8 data[FV_SNAP];
+};
+
+/* Annotations from the optional kprobe hooks (bpf/fv_hooks.h): what a kernel
+ * function decided for a followed skb since its previous sighting. They ride
+ * on the skb's next sighting; a hook never sends an event of its own. */
+#define FV_MAX_NOTES 4
+
+#define FV_NOTE_IPVS 1          /* ip_vs_nat_xmit (request) or ip_vs_conn_out_get (reply) */
+#define FV_NOTE_VXLAN_TX 2      /* vxlan_xmit_one */
+#define FV_NOTE_VXLAN_RX 3      /* vxlan_rcv */
+#define FV_NOTE_BRIDGE 4        /* br_forward (fdb hit) or br_flood */
+#define FV_NOTE_NAT 5           /* nf_nat_manip_pkt, the hook from nf_nat_packet */
+
+#define FV_NOTE_F_NEW 1         /* IPVS: the scheduler chose the real server for this packet */
+#define FV_NOTE_F_REPLY 2       /* IPVS: a reply rewritten on its way out; NAT: reply direction */
+#define FV_NOTE_F_FLOOD 4       /* bridge: no fdb entry, flooded */
+#define FV_NOTE_F_DNAT 8        /* NAT: destination rewritten (else the source) */
+
+struct fv_note {
+    __u8 kind;                  /* FV_NOTE_* */
+    __u8 flags;                 /* FV_NOTE_F_* */
+    __u8 hook;                  /* NAT: netfilter hook (NF_INET_*), 0xff unknown */
+    __u8 af;                    /* family of addr[]: 2 IPv4 (first 4 bytes), 10 IPv6 */
+    __u8 proto;                 /* IPVS, NAT: IP protocol */
+    __u8 pad[3];
+    __u32 num;                  /* IPVS: fwmark; VXLAN: VNI; bridge: egress ifindex */
+    __u16 port[4];              /* host order. IPVS: client, virtual, real; VXLAN: remote (tx) or
+                                 * socket (rx) port; NAT: orig sport, dport, reply sport, dport */
+    __u8 addr[4][16];           /* IPVS: client, virtual, real; NAT: orig src, dst, reply src, dst;
+                                 * VXLAN: remote VTEP (tx) or outer source (rx) */
+    char name[2][16];           /* IPVS: scheduler; bridge: bridge, egress port */
+    __u8 mac[8];                /* VXLAN tx: inner destination MAC, the FDB key */
+};
+
+struct fv_event_noted {
+    struct fv_event e;
+    struct fv_note notes[FV_MAX_NOTES];
 };
 
 #endif

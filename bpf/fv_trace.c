@@ -180,6 +180,19 @@ static __always_inline void fv_flow_of(struct fv_level *l, struct fv_flow *f)
     f->proto = l->proto;
 }
 
+#ifdef FV_HOOKS
+#include "fv_hooks.h"
+#else
+/* No optional hooks compiled in: every event is a plain one. */
+static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
+{
+    struct fv_event *e = fv_events.ringbuf_reserve(sizeof(struct fv_event));
+    if (e)
+        e->nnotes = 0;
+    return e;
+}
+#endif
+
 static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
 {
     __u64 key = (__u64)skb;
@@ -244,7 +257,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
     else if (!tracked)
         fv_tracked.update(&key, &one);
 
-    struct fv_event *e = fv_events.ringbuf_reserve(sizeof(struct fv_event));
+    struct fv_event *e = fv_reserve(key, hook);
     if (!e) {
         __u32 zero = 0;
         __u64 *lost = fv_lost.lookup(&zero);

@@ -401,7 +401,37 @@ def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
         changes.append(Change(ChangeKind.DECAP, _outer_text(pf), pf.inner.tuple_text(), vni=pf.vxlan.vni))
     if encap or revni:
         changes.append(Change(ChangeKind.ENCAP, cf.inner.tuple_text(), _outer_text(cf), vni=cf.vxlan.vni))
+    if ce.notes:
+        _annotate(changes, ce.notes)
     return changes
+
+
+#: which change each kind of kernel-hook note explains: (note kind, note test) → change kind
+_EXPLAINS = {
+    "nat": lambda n: ChangeKind.DNAT if n.manip == "dnat" else ChangeKind.SNAT,
+    "vxlan": lambda n: ChangeKind.ENCAP if n.dir == "tx" else ChangeKind.DECAP,
+    "bridge": lambda n: ChangeKind.BRIDGE,
+    # IPVS rewrote the destination of a request, the source of its reply
+    "ipvs": lambda n: ChangeKind.SNAT if n.reply else ChangeKind.DNAT,
+}
+
+
+def _annotate(changes: list[Change], notes: tuple) -> None:
+    """Hang each kernel-hook note on the change it explains (in place).
+
+    The rewrite IPVS made is named ``ipvs`` instead of dnat/snat. A note whose
+    change the headers do not show is kept only for IPVS (its decision is the
+    point of the hop); the others explain nothing visible and are left out."""
+    for n in notes:
+        want = _EXPLAINS[n.kind](n)
+        i = next((i for i, c in enumerate(changes) if c.kind is want and c.note is None), None)
+        if i is None:
+            if n.kind == "ipvs":
+                changes.append(Change(ChangeKind.IPVS, n.service(), endpoint(n.real, n.real_port), note=n))
+            continue
+        c = changes[i]
+        kind = ChangeKind.IPVS if n.kind == "ipvs" else c.kind
+        changes[i] = Change(kind, c.before, c.after, vni=c.vni, reason=c.reason, via=c.via, note=n)
 
 
 def _guess_crossing(pe: HopEvent, ce: HopEvent) -> ChangeKind:

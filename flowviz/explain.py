@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from .annotations import note_text
 from .model import Change, ChangeKind, Hop, Journey
 
 VXLAN_OVERHEAD = 50   # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
@@ -99,6 +100,7 @@ CHANGES: dict[ChangeKind, Callable[[Change], str]] = {
         f"SNAT rewrote the source from {c.before} to {c.after}, so that the reply comes back the same way. In "
         "ingress_sbox the packet takes ingress_sbox's own overlay address 10.255.0.3: the task answers to "
         "ingress_sbox, which undoes both rewrites."),
+    ChangeKind.IPVS: lambda c: _ipvs_text(c),
     ChangeKind.MARK: lambda c: (
         f"The mangle table set the firewall mark to {c.after} (= {int(c.after, 16)}). In ingress_sbox the mark "
         f"names the published port's IPVS service: 'FWM {int(c.after, 16)}' picks a task's address round-robin "
@@ -116,8 +118,38 @@ CHANGES: dict[ChangeKind, Callable[[Change], str]] = {
 }
 
 
+def _ipvs_text(c: Change) -> str:
+    n = c.note
+    if n is None:
+        return f"IPVS rewrote {c.before} to {c.after}."
+    if n.reply:
+        return (f"IPVS rewrote the reply's source from {c.before} back to {c.after}: the real server "
+                f"{n.real} answered, and the client must see the address it asked. This is why the reply "
+                "comes back through ingress_sbox.")
+    svc = n.service()
+    how = ("The scheduler picked it now: this packet opened a new IPVS connection."
+           if n.new else "The connection already existed, so IPVS sent it to the same real server as before.")
+    fwm = (f" {svc} is the service the mangle table's mark {n.fwmark:#x} (= {n.fwmark}) selects: Docker marks "
+           "a published port's packets in ingress_sbox so that one IPVS service balances them over the "
+           "service's tasks." if n.fwmark else "")
+    return (f"IPVS ({svc}, scheduler {n.scheduler or '?'}) chose the real server {n.real} and rewrote the "
+            f"destination from {c.before} to {c.after} (masquerade).{fwm} {how}")
+
+
+def _note_text(c: Change) -> Optional[str]:
+    """What the kernel hook saw, for changes other than IPVS (whose sentence already says it)."""
+    if c.note is None or c.kind is ChangeKind.IPVS:
+        return None
+    return f"The kernel says: {note_text(c.note)}."
+
+
 def _change_text(hop: Hop, journey: Journey) -> list[str]:
-    out = [CHANGES[c.kind](c) for c in hop.changes]
+    out = []
+    for c in hop.changes:
+        out.append(CHANGES[c.kind](c))
+        said = _note_text(c)
+        if said:
+            out.append(said)
     if hop.seq == 0:
         role = "a reply" if journey.reply_to is not None else "the first sighting of this packet"
         out.append(f"This is {role}: {journey.summary()}.")

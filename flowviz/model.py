@@ -66,6 +66,7 @@ class HopEvent(NamedTuple):
     cpu: Optional[int] = None       #: CPU that saw it (live)
     comment: Optional[str] = None   #: free text carried along (pcapng comment)
     mode: Optional[str] = None      #: how the namespace is networked: "bridge", "host", "container:web", ...
+    notes: tuple = ()               #: typed annotations from optional kernel hooks (flowviz.annotations)
 
     @property
     def place(self) -> str:
@@ -267,6 +268,7 @@ class ChangeKind(str, Enum):
     BRIDGE = "bridge"    #: a bridge forwarded it from one port to another (or up to itself)
     ROUTE = "route"      #: routed: TTL − 1, MACs rewritten
     DNAT = "dnat"        #: destination address/port rewritten
+    IPVS = "ipvs"        #: IPVS sent it to a real server (or rewrote its reply): a DNAT that IPVS decided
     SNAT = "snat"        #: source address/port rewritten
     MARK = "mark"        #: skb->mark (fwmark) set or changed
     ENCAP = "encap"      #: wrapped in VXLAN (VNI, outer tuple)
@@ -288,6 +290,7 @@ class Change:
     vni: Optional[int] = None      #: for ENCAP / DECAP
     reason: Optional[str] = None   #: for DROP
     via: Optional[str] = None      #: for BRIDGE: the bridge (or macvlan parent) that forwarded it
+    note: Optional[tuple] = None   #: what a kernel hook saw decide it (flowviz.annotations), when one did
 
     def text(self) -> str:
         """Short text for a timeline row (the row already names the device)."""
@@ -304,6 +307,11 @@ class Change:
             return f"{k.value} vni {self.vni}"
         if k is ChangeKind.DELIVER:
             return f"deliver {self.after}"
+        if k is ChangeKind.IPVS and self.note is not None:
+            n = self.note
+            if n.reply:
+                return f"ipvs {self.before}→{self.after} (reply)"
+            return f"ipvs {n.service()} {self.before}→{self.after}"
         return f"{k.value} {self.before}→{self.after}"
 
     def to_json(self) -> dict:
@@ -314,6 +322,9 @@ class Change:
             d["reason"] = self.reason
         if self.via is not None:
             d["via"] = self.via
+        if self.note is not None:
+            from .annotations import note_to_json
+            d["note"] = note_to_json(self.note)
         return d
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,3 +25,20 @@ def flowviz(*args: str, timeout: float = 120, check: bool = False, input=None) -
     if check and r.returncode != 0:
         raise AssertionError(f"flowviz {' '.join(args)}: exit {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
+
+
+def stock_kernel_features() -> list[str]:
+    """What the stock-kernel tests need that this kernel lacks (empty: all there)."""
+    missing = []
+    if not any(os.path.exists(f"{r}/kprobe_events") for r in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")):
+        missing.append("kprobes")
+    if not os.path.exists("/proc/net/ip_vs"):
+        missing.append("IPVS")
+    return missing
+
+
+#: for tests that need kprobes and IPVS: they run in the stock-kernel stage (scripts/vmtest)
+needs_stock_kernel = pytest.mark.skipif(
+    bool(stock_kernel_features()),
+    reason=f"needs {' and '.join(stock_kernel_features()) or 'nothing'}, which this kernel lacks: "
+           "runs in the stock-kernel stage (scripts/vmtest)")

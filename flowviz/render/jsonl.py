@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from ..annotations import note_to_json
 from ..model import Hop, Journey
 from . import tuple_fields
 
@@ -33,6 +34,7 @@ def hop_object(j: Journey, hop: Hop) -> dict:
     obj["changes"] = [c.to_json() for c in hop.changes]
     obj["skb"] = hex(ev.skb) if ev.skb is not None else None
     obj["drop_reason"] = ev.drop_reason
+    obj["notes"] = [note_to_json(n) for n in ev.notes]
     return obj
 
 

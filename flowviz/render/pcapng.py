@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
+from ..annotations import notes_encode
 from ..errors import BadInput
 from ..model import Journey
 from ..pcapfile import PcapNgWriter
@@ -41,7 +42,8 @@ class PcapngRecorder:
                 desc.append(self.describe(ev) or "")
             idx = self.w.interface(ev.place, ev.linktype, " ".join(d for d in desc if d) or None)
             comment = format_meta(dir=ev.dir, hook=ev.hook, skb=ev.skb, mark=ev.mark, netns_id=ev.netns_id,
-                                  ifindex=ev.ifindex, cpu=ev.cpu, reason=ev.drop_reason)
+                                  ifindex=ev.ifindex, cpu=ev.cpu, reason=ev.drop_reason,
+                                  notes=notes_encode(ev.notes))
             self.w.packet(idx, ev.ts_ns, ev.data, max(ev.wire_len, len(ev.data)),
                           direction=ev.dir, comment=comment)
             self.hops += 1

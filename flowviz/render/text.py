@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from ..annotations import note_text
 from ..model import Journey
 from . import inner_text, outer_text, packet_label, role_text, safe
 
@@ -29,7 +30,13 @@ def journey_lines(j: Journey) -> list[str]:
 
     dur = j.hops[-1].dt_ns / 1000 if j.hops else 0
     head = f"packet {j.id}  {packet_label(j)}  ({role_text(j)}; {len(j.hops)} hops, {dur:.1f} µs)"
-    return [head, fmt(COLUMNS)] + [fmt(r) for r in rows]
+    out = [head, fmt(COLUMNS)]
+    indent = " " * (2 + widths[0] + 2)
+    for h, r in zip(j.hops, rows):
+        out.append(fmt(r))
+        # what a kernel hook saw decide this hop, under its row
+        out += [f"{indent}↳ kernel: {safe(note_text(n))}" for n in h.event.notes]
+    return out
 
 
 class TextWriter:

@@ -29,14 +29,6 @@ class OptionalHook:
     why: str          #: what it would add, or why it is not there
 
 
-def _kernel_has_symbol(name: str) -> bool:
-    try:
-        with open("/proc/kallsyms") as f:
-            return any(line.rstrip().endswith(" " + name) for line in f)
-    except OSError:
-        return False
-
-
 def _tracefs_root() -> Optional[str]:
     for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
         if os.path.isdir(os.path.join(root, "events")):
@@ -44,76 +36,19 @@ def _tracefs_root() -> Optional[str]:
     return None
 
 
-def kprobes_available() -> bool:
-    root = _tracefs_root()
-    return bool(root) and os.path.exists(os.path.join(root, "kprobe_events"))
-
-
-def fentry_available() -> bool:
-    """Whether the kernel loads an fentry program: tried for real (bcc's support_kfunc() only
-    asks whether the kernel knows the program type; some kernels then refuse to load it).
-    The answer is kept for the rest of this boot."""
-    import json
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()
-    except OSError:
-        boot = "unknown"
-    cache = f"/run/flowviz/fentry-{boot}.json"
-    try:
-        with open(cache) as f:
-            return bool(json.load(f)["fentry"])
-    except (OSError, ValueError, KeyError):
-        pass
-    ok = _try_fentry()
-    try:
-        os.makedirs("/run/flowviz", exist_ok=True)
-        with open(cache, "w") as f:
-            json.dump({"fentry": ok}, f)
-    except OSError:
-        pass
-    return ok
-
-
-def _try_fentry() -> bool:
-    try:
-        from bcc import BPF
-        if not BPF.support_kfunc():
-            return False
-        from .live import CapturedStderr, bpf_dir
-        os.environ["BCC_KERNEL_SOURCE"] = str(bpf_dir() / "shim")
-        with CapturedStderr():
-            b = BPF(text="KFUNC_PROBE(netif_receive_skb)\n{\n    return 0;\n}\n")
-        b.cleanup()
-        return True
-    except Exception:   # refused to compile, load or attach: no fentry here
-        return False
-
-
 def ipvs_available() -> bool:
     return os.path.exists("/proc/net/ip_vs")
 
 
 def optional_hooks() -> list[OptionalHook]:
-    """Hooks beyond the tracepoints that would add what tracepoints cannot see."""
-    kp = kprobes_available()
-    fe = fentry_available() if os.geteuid() == 0 else False
-    probe = "kprobes" if kp else "fentry" if fe else None
-    missing = "the kernel has neither kprobes (CONFIG_KPROBES) nor fentry attach"
+    """Hooks beyond the tracepoints that would add what tracepoints cannot see (sources/hooks.py)."""
+    from .hooks import detect
     out = []
-    for name, symbol, adds in (
-            ("vxlan", "vxlan_xmit", "the encapsulation step itself"),
-            ("bridge", "br_forward", "the bridge's forwarding decision"),
-            ("nat", "nf_nat_manip_pkt", "the netfilter hook where NAT rewrote the packet"),
-            ("ipvs", "ip_vs_nat_xmit", "the real server IPVS chose")):
-        if name == "ipvs" and not ipvs_available():
-            out.append(OptionalHook(name, False, "no IPVS in this kernel (CONFIG_IP_VS)"))
-        elif probe is None:
-            out.append(OptionalHook(name, False, missing))
-        elif not _kernel_has_symbol(symbol):
-            out.append(OptionalHook(name, False, f"no {symbol} in this kernel"))
-        else:
-            out.append(OptionalHook(name, True, f"{probe} on {symbol}: {adds}"))
+    for st in detect(_tracefs_root()):
+        why = st.why
+        if st.group.name == "ipvs" and not st.available and not ipvs_available():
+            why = f"no IPVS in this kernel (CONFIG_IP_VS; or modprobe ip_vs); {why}"
+        out.append(OptionalHook(st.group.name, st.available, why))
     return out
 
 
@@ -176,17 +111,25 @@ def checks() -> list[Check]:
 def _compile_check() -> Check:
     """Compile and load the real tracer (no attach): the shim + BTF path works on this kernel."""
     from ..filter import FlowFilter
+    from . import hooks
     from .live import CapturedStderr, bpf_dir, build_cflags, program_text, tracefs
     err = CapturedStderr()
     try:
         from bcc import BPF
         os.environ["BCC_KERNEL_SOURCE"] = str(bpf_dir() / "shim")
+        root = tracefs(mount=False)
+        usable = [st for st in hooks.detect(root) if st.available]
+        cflags = build_cflags(FlowFilter(dport=20229), None, root) + hooks.hook_cflags(usable)
         with err:
-            b = BPF(text=program_text(), cflags=build_cflags(FlowFilter(dport=20229), None, tracefs(mount=False)))
+            b = BPF(text=program_text(), cflags=cflags)
             for fn in ("fv_rx", "fv_tx", "fv_rx_enq", "fv_drop", "fv_free"):
                 b.load_func(fn, BPF.TRACEPOINT)
+            for st in usable:
+                for p in st.group.probes:
+                    b.load_func(p.program, BPF.KPROBE)
         b.cleanup()
-        return Check("tracer compiles and loads", True, "bcc + shim headers + BTF offsets, no kernel headers")
+        extra = f", with the {', '.join(st.group.name for st in usable)} hooks" if usable else ""
+        return Check("tracer compiles and loads", True, f"bcc + shim headers + BTF offsets, no kernel headers{extra}")
     except Exception as e:   # the compiler or the verifier said no: show what it said
         return Check("tracer compiles and loads", False, err.first_error() or str(e) or repr(e),
                      "report this with `flowviz follow --ebpf` output")

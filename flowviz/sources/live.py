@@ -21,12 +21,12 @@ from typing import Iterator, Optional
 from ..errors import FlowvizError, MissingFeature, NeedRoot
 from ..filter import FlowFilter
 from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, RX, TX, HopEvent
-from . import SourceStatus
+from . import SourceStatus, hooks
 
 #: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
-FV_EVENT = struct.Struct("<QQ6IHBB16s128s")
+FV_EVENT = struct.Struct("<QQ6IHBBB3s16s128s")
 FV_EVENT_FIELDS = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
-                   "ifname", "data")
+                   "nnotes", "pad", "ifname", "data")
 
 #: hook number → (tracepoint name shown to people, direction)
 HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
@@ -169,7 +169,10 @@ def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list
 
 
 def program_text() -> str:
-    return (bpf_dir() / "fv_trace.c").read_text()
+    """bpf/fv_trace.c with bpf/fv_hooks.h written in where it is included: bcc rewrites map
+    calls and makes programs only of what is in the main file."""
+    text = (bpf_dir() / "fv_trace.c").read_text()
+    return text.replace('#include "fv_hooks.h"\n', (bpf_dir() / "fv_hooks.h").read_text(), 1)
 
 
 def final_c(cflags: list[str]) -> str:
@@ -202,11 +205,13 @@ class LiveSource:
         self.netns_inode = self.names.resolve(netns) if netns else None
         self.root = tracefs()
         self.reasons = drop_reason_names(self.root)
-        self.cflags = build_cflags(flt, self.netns_inode, self.root)
+        self.hooks = hooks.detect(self.root)
+        self.cflags = build_cflags(flt, self.netns_inode, self.root) + hooks.hook_cflags(self.hooks)
         self.problems: list[FlowvizError] = []
         self.filter = flt
         self.bpf = None
         self.attached: list[str] = []
+        self.hooks_attached: list[str] = []
         self.notices: list[str] = []
         self.delivered = 0
         self._pending: list[HopEvent] = []
@@ -235,11 +240,13 @@ class LiveSource:
         except Exception as e:
             self.close()
             raise MissingFeature(f"could not attach {cat}:{event}: {e}") from None
-        self.notices += optional_hook_notices()
+        self.hooks_attached, problems = hooks.attach(self.bpf, self.hooks)
+        self.notices.append(hook_notice(self.hooks, self.hooks_attached, problems))
 
     # the one place a kernel record becomes the model
     def convert(self, raw: bytes) -> HopEvent:
-        (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, ifname, data) = FV_EVENT.unpack_from(raw)
+        (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, _pad, ifname,
+         data) = FV_EVENT.unpack_from(raw)
         hook_name, direction = HOOKS.get(hook, ("?", None))
         return HopEvent(
             ts_ns=ts + self._wall_offset,
@@ -257,6 +264,7 @@ class LiveSource:
             drop_reason=self.reasons.get(reason, str(reason)) if direction == DROP else None,
             cpu=cpu,
             mode=self.names.mode(netns) if netns else None,
+            notes=hooks.convert_notes(raw, FV_EVENT.size, nnotes) if nnotes else (),
         )
 
     def _on_event(self, _ctx, data, size) -> None:
@@ -310,14 +318,19 @@ class LiveSource:
                 bpf.cleanup()
 
 
-def optional_hook_notices() -> list[str]:
-    """What the kernel lacks for the optional hooks: said once, never a failure."""
-    from .doctor import optional_hooks
-    missing = [h for h in optional_hooks() if not h.available]
-    if not missing:
-        return []
+def hook_notice(statuses: list, attached: list[str], problems: list[str]) -> str:
+    """The one start-up line about the optional hooks: exactly what is attached, what is not, and why."""
+    parts = []
+    if attached:
+        parts.append("optional hooks attached: " + ", ".join(attached))
     why: dict[str, list[str]] = {}
-    for h in missing:
-        why.setdefault(h.why, []).append(h.name)
-    return ["optional hooks not attached (" + "; ".join(f"{', '.join(n)}: {w}" for w, n in why.items()) +
-            "); the tracepoints still see every device crossing"]
+    for st in statuses:
+        if not st.available:
+            why.setdefault(st.why, []).append(st.group.name)
+    missing = "; ".join(f"{', '.join(n)}: {w}" for w, n in why.items())
+    if missing:
+        parts.append(f"not attached ({missing})")
+    parts += problems
+    if not attached:
+        parts.append("the tracepoints still see every device crossing")
+    return "; ".join(parts)

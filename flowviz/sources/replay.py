@@ -14,8 +14,9 @@ import heapq
 import os
 from operator import attrgetter
 from typing import Iterator, Optional
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
+from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
 from ..model import LINKTYPE_LINUX_SLL2, ChangeKind, HopEvent
@@ -57,6 +58,8 @@ def format_meta(**fields) -> str:
             continue
         if k in ("skb", "mark"):
             v = hex(v)
+        elif k == "notes":
+            v = quote(v, safe="")
         parts.append(f"{k}={v}")
     return META_PREFIX + " " + " ".join(parts)
 
@@ -202,6 +205,7 @@ class ReplaySource:
             netns_id=meta.get("netns_id"), ifindex=ifindex, hook=meta.get("hook", "capture"),
             skb=meta.get("skb"), mark=meta.get("mark"), drop_reason=meta.get("reason"),
             cpu=meta.get("cpu"), comment=text, mode=self.topology.mode_of(netns, ifname),
+            notes=notes_decode(unquote(meta["notes"])) if "notes" in meta else (),
         )
 
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:

@@ -12,13 +12,14 @@ from typing import Optional
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from ..annotations import note_text
 from ..explain import explain
 from ..model import ChangeKind, Frame, Hop, Journey
 from ..render import inner_text, outer_text, packet_label, safe
 from ..sources import SourceStatus
 
 BADGE = {
-    ChangeKind.DNAT: "bold black on yellow", ChangeKind.SNAT: "bold black on dark_orange",
+    ChangeKind.DNAT: "bold black on yellow", ChangeKind.IPVS: "bold black on gold1", ChangeKind.SNAT: "bold black on dark_orange",
     ChangeKind.MARK: "bold white on purple", ChangeKind.ENCAP: "bold white on blue",
     ChangeKind.DECAP: "bold white on dark_cyan", ChangeKind.DROP: "bold white on red",
     ChangeKind.ROUTE: "bold black on grey70", ChangeKind.DELIVER: "bold black on green",
@@ -38,6 +39,8 @@ def badge_text(hop: Hop) -> Text:
             label = f"DROP {c.reason}"
         elif k is ChangeKind.BRIDGE and c.via:
             label = f"BRIDGE {c.via}"
+        elif k is ChangeKind.IPVS and c.note is not None:
+            label = f"IPVS → {c.note.real}"
         else:
             label = k.value.upper()
         if out:
@@ -136,6 +139,9 @@ def detail_text(hop: Hop, prev: Optional[Hop]) -> Text:
         out.append("\n")
     if hop.frame.error:
         out.append(f"decoding stopped: {hop.frame.error}\n", style="red")
+    for note in ev.notes:
+        out.append("kernel  ", style="bold magenta")
+        out.append(safe(note_text(note)) + "\n")
     payload = hop.frame.innermost.payload
     if payload:
         out.append(f"payload {len(payload)} bytes: {safe(payload[:48].decode('latin-1'))}\n", style="dim")
