@@ -170,8 +170,10 @@ class Lab:
             with entered(sbox.name):
                 ipvs = IPVS()
             with ipvs:
-                svc = IPVSService(fwmark=FWMARK, af=2, sched_name="rr")
-                if not any(s.get("fwmark") == FWMARK for s in ipvs.service("dump")):
+                # the kernel takes a service only whole: netmask too (ip_vs_genl_parse_service)
+                svc = IPVSService(fwmark=FWMARK, af=2, sched_name="rr", netmask="255.255.255.255")
+                have = [s.get_nested("IPVS_CMD_ATTR_SERVICE", "IPVS_SVC_ATTR_FWMARK") for s in ipvs.service("dump")]
+                if FWMARK not in have:
                     ipvs.service("add", service=svc)
                     ipvs.dest("add", service=svc, dest=IPVSDest(addr="10.255.0.33", port=0, fwd_method=0))
             sbox.sysctl("net.ipv4.vs.conntrack", "1")

@@ -146,24 +146,26 @@ def _read_rules() -> dict[str, list[str]]:
 
 
 def _read_ipvs() -> list[dict]:
+    """This namespace's IPVS services and their real servers (empty where there is no IPVS)."""
     if not os.path.exists("/proc/net/ip_vs"):
         return []
     try:
-        from pyroute2 import IPVS
+        from pyroute2 import IPVS, IPVSService
         with IPVS() as ipvs:
             services = []
             for s in ipvs.service("dump"):
-                svc = {"fwmark": _attr(s, "IPVS_SVC_ATTR_FWMARK"), "addr": _attr(s, "IPVS_SVC_ATTR_ADDR"),
-                       "port": _attr(s, "IPVS_SVC_ATTR_PORT"), "scheduler": _attr(s, "IPVS_SVC_ATTR_SCHED_NAME"),
-                       "dests": []}
-                try:
-                    for d in ipvs.dest("dump", service=s):
-                        svc["dests"].append(_attr(d, "IPVS_DEST_ATTR_ADDR"))
-                except Exception:   # a service without real servers, or an older kernel's reply
-                    pass
+                def get(name, s=s):
+                    return s.get_nested("IPVS_CMD_ATTR_SERVICE", f"IPVS_SVC_ATTR_{name}")
+                svc = {"fwmark": get("FWMARK"), "addr": get("ADDR"), "port": get("PORT"),
+                       "protocol": get("PROTOCOL"), "scheduler": get("SCHED_NAME"), "dests": []}
+                # the dest dump names its service by the key fields, as a service object
+                key = {k: v for k, v in (("af", get("AF")), ("fwmark", svc["fwmark"]), ("addr", svc["addr"]),
+                                         ("port", svc["port"]), ("protocol", svc["protocol"])) if v is not None}
+                for d in ipvs.dest("dump", service=IPVSService(**key)):
+                    svc["dests"].append(d.get_nested("IPVS_CMD_ATTR_DEST", "IPVS_DEST_ATTR_ADDR"))
                 services.append(svc)
             return services
-    except Exception:   # no IPVS netlink family in this namespace
+    except Exception:   # no IPVS netlink family in this namespace (pyroute2 raises several kinds)
         return []
 
 
