@@ -131,20 +131,26 @@ def note_to_json(n: Note) -> dict:
 
 
 def note_from_json(d: dict) -> Optional[Note]:
-    """The inverse of :func:`note_to_json`; None for anything it does not recognise."""
+    """The inverse of :func:`note_to_json`; None for anything incomplete or of the wrong type (notes
+    arrive from capture files, which anyone can write)."""
     t = NOTE_TYPES.get(d.get("kind")) if isinstance(d, dict) else None
     if t is None:
         return None
-    try:
-        args = {}
-        for f in t._fields:
-            v = d.get(f, t._field_defaults.get(f))
-            if f in ("orig", "reply") and t is NatNote:
-                v = Tuple5(**v)
-            args[f] = v
-        return t(**args)
-    except (TypeError, ValueError):
-        return None
+    args = {}
+    for f in t._fields:
+        if f not in d and f not in t._field_defaults:
+            return None
+        v = d.get(f, t._field_defaults.get(f))
+        if t is NatNote and f in ("orig", "reply"):
+            if not isinstance(v, dict) or set(v) != set(Tuple5._fields):
+                return None
+            v = Tuple5(**v)
+            if not all(isinstance(x, int) for x in (v.proto, v.sport, v.dport)):
+                return None
+        elif v is not None and not isinstance(v, (int, str)):
+            return None
+        args[f] = v
+    return t(**args)
 
 
 def notes_encode(notes: tuple) -> Optional[str]:

@@ -27,6 +27,7 @@ class OptionalHook:
     name: str
     available: bool
     why: str          #: what it would add, or why it is not there
+    fix: Optional[str] = None
 
 
 def _tracefs_root() -> Optional[str]:
@@ -48,7 +49,7 @@ def optional_hooks() -> list[OptionalHook]:
         why = st.why
         if st.group.name == "ipvs" and not st.available and not ipvs_available():
             why = f"no IPVS in this kernel (CONFIG_IP_VS; or modprobe ip_vs); {why}"
-        out.append(OptionalHook(st.group.name, st.available, why))
+        out.append(OptionalHook(st.group.name, st.available, why, st.fix))
     return out
 
 
@@ -97,7 +98,7 @@ def checks() -> list[Check]:
     if priv and bcc_ok and btf and root:
         out.append(_compile_check())
     for h in optional_hooks():
-        out.append(Check(f"optional hook: {h.name}", h.available, h.why, None, required=False))
+        out.append(Check(f"optional hook: {h.name}", h.available, h.why, h.fix, required=False))
     ipvs = ipvs_available()
     out.append(Check("IPVS", ipvs, "present" if ipvs else
                      "absent: Docker swarm's routing mesh (published ports through ingress_sbox) cannot run "

@@ -121,8 +121,9 @@ REGISTERS = {
 class HookStatus:
     group: Group
     available: bool
-    why: str                       #: what it adds (available), or what is missing and how to get it
+    why: str                       #: what it adds (available), or what is missing
     cflags: tuple[str, ...] = ()   #: -D macros for this group (available only)
+    fix: Optional[str] = None      #: the exact step that makes it available
 
 
 def kallsyms_functions(path: str = "/proc/kallsyms") -> set[str]:
@@ -163,7 +164,9 @@ def detect(tracefs_root: Optional[str]) -> list[HookStatus]:
     if not kprobes_available(tracefs_root):
         why = ("the kernel has no kprobes (CONFIG_KPROBES): a stock distribution kernel has them"
                if tracefs_root else "tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing)")
-        return [HookStatus(g, False, why) for g in GROUPS]
+        fix = ("boot a stock distribution kernel (CONFIG_KPROBES=y, e.g. Debian's linux-image-amd64)"
+               if tracefs_root else "mount -t tracefs tracefs /sys/kernel/tracing")
+        return [HookStatus(g, False, why, fix=fix) for g in GROUPS]
     try:
         regs = register_cflags()
     except MissingFeature as e:
@@ -174,15 +177,15 @@ def detect(tracefs_root: Optional[str]) -> list[HookStatus]:
     for g in GROUPS:
         missing = sorted({p.function for p in g.probes} - syms)
         if missing:
-            load = f": modprobe {g.module}" if g.module else ""
             out.append(HookStatus(g, False, f"no {', '.join(missing)} in this kernel "
-                                            f"({g.module or 'built-in'} not loaded or not built{load})"))
+                                            f"({g.module or 'built-in'} not loaded or not built)",
+                                  fix=f"modprobe {g.module}" if g.module else None))
             continue
         module = g.module if g.module and os.path.exists(f"/sys/kernel/btf/{g.module}") else None
         try:
             offs = struct_offsets(g.fields, module)
         except MissingFeature as e:
-            out.append(HookStatus(g, False, str(e)))
+            out.append(HookStatus(g, False, str(e), fix="a kernel built with CONFIG_DEBUG_INFO_BTF_MODULES=y"))
             continue
         functions = ", ".join(dict.fromkeys(p.function for p in g.probes))
         cf = [f"-DFV_HOOK_{g.name.upper()}"] + [f"-DFV_{k}={v}" for k, v in offs.items()] + regs
