@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -44,7 +45,8 @@ def test_lab_uses_kernel_ipvs_and_down_removes_it():
         assert "kernel IPVS" in text
         from flowviz.lab.net import run_in
         table = run_in("fvlab-n1-sbox", "cat", "/proc/net/ip_vs").stdout
-        assert "FWM  0000011E rr" in table and "0AFF0021:0000 Masq" in table, table
+        # FWM 0x11e (286), round robin, to 10.255.0.33 (0AFF0021) by masquerade
+        assert re.search(r"FWM\s+0000011E rr", table) and re.search(r"->\s+0AFF0021:0000\s+Masq", table), table
         assert one_request(SWARM, "tcp", timeout=5) is not None
     finally:
         flowviz("lab", "down", check=True)
