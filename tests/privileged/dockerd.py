@@ -109,13 +109,18 @@ class Engine:
             raise RuntimeError("busybox-static is not installed: scripts/setup --tests installs it")
         if self._answers():
             raise RuntimeError("a Docker engine is already running; the Docker tests start and stop their own")
-        self.proc = subprocess.Popen(["dockerd", "--host", f"unix://{SOCKET}", "--pidfile",
-                                      "/run/flowviz-test-dockerd.pid"], stdout=self.log, stderr=self.log,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 60
+        argv = ["dockerd", "--host", f"unix://{SOCKET}", "--pidfile", "/run/flowviz-test-dockerd.pid"]
+        data_root = os.environ.get("FLOWVIZ_DOCKER_DATA_ROOT")   # the stock-kernel guest's tmpfs
+        if data_root:
+            argv += ["--data-root", data_root]
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, start_new_session=True)
+        # under software emulation (the stock-kernel guest) dockerd and containerd take minutes
+        deadline = time.monotonic() + float(os.environ.get("FLOWVIZ_DOCKER_START_S", "60"))
         while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dockerd did not start; its log: {self.log.name}")
+                with open(self.log.name, errors="replace") as f:
+                    tail = "".join(f.readlines()[-15:])
+                raise RuntimeError(f"dockerd did not start; the end of its log ({self.log.name}):\n{tail}")
             time.sleep(0.3)
         self.client = docker.DockerClient(base_url=f"unix://{SOCKET}", timeout=60)
         try:
