@@ -43,7 +43,7 @@ struct fv_event {
 #define FV_NOTE_VXLAN_TX 2      /* vxlan_xmit_one */
 #define FV_NOTE_VXLAN_RX 3      /* vxlan_rcv */
 #define FV_NOTE_BRIDGE 4        /* br_forward (fdb hit) or br_flood */
-#define FV_NOTE_NAT 5           /* nf_nat_manip_pkt, the hook from nf_nat_packet */
+#define FV_NOTE_NAT 5           /* nf_nat_manip_pkt, the hook from nf_nat_inet_fn */
 
 #define FV_NOTE_F_NEW 1         /* IPVS: the scheduler chose the real server for this packet */
 #define FV_NOTE_F_REPLY 2       /* IPVS: a reply rewritten on its way out; NAT: reply direction */

@@ -21,7 +21,8 @@
  *   vxlan_rcv(sk, skb)                a VXLAN packet reaching the tunnel socket
  *   br_forward(to, skb, ..)           a known destination: the FDB's port
  *   br_flood(br, skb, ..)             an unknown destination: every port
- *   nf_nat_packet(ct, ctinfo, hooknum, skb)  which netfilter hook NAT runs at
+ *   nf_nat_inet_fn(priv, skb, state)  every NAT hook passes here: state->hook names it
+ *                                     (nf_nat_packet, which also has it, can be inlined into it)
  *   nf_nat_manip_pkt(skb, ct, mtype, dir)    the rewrite itself, with the conntrack entry
  */
 
@@ -292,18 +293,23 @@ int fv_k_br_flood(void *ctx)
 #endif
 
 #ifdef FV_HOOK_NAT
-/* The netfilter hook nf_nat_packet runs at, by thread, for nf_nat_manip_pkt inside it. */
+/* The netfilter hook nf_nat_inet_fn runs at, by thread, for nf_nat_manip_pkt inside it
+ * (added on entry, removed on return). */
 BPF_HASH(fv_nat_hook, __u64, __u32, 1024);
 
-int fv_k_nat_packet(void *ctx)
+int fv_k_nat_hook(void *ctx)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    __u32 hooknum = (__u32)FV_ARG(ctx, FV_REG_ARG3);
+    void *state = (void *)FV_ARG(ctx, FV_REG_ARG3);
+    __u8 hook = 0xff;
+    if (state)
+        FV_READ(hook, state, FV_HOOK_STATE_HOOK);
+    __u32 hooknum = hook;
     fv_nat_hook.update(&id, &hooknum);
     return 0;
 }
 
-int fv_r_nat_packet(void *ctx)
+int fv_r_nat_hook(void *ctx)
 {
     __u64 id = bpf_get_current_pid_tgid();
     fv_nat_hook.delete(&id);

@@ -96,10 +96,11 @@ GROUPS = (
         "BR_DEV": ("net_bridge", "dev", 8),
     }, "the bridge's forwarding decision: egress port on an FDB hit, or a flood"),
     Group("nat", "nf_nat", (
-        Probe("k", "nf_nat_packet", "fv_k_nat_packet"),
-        Probe("r", "nf_nat_packet", "fv_r_nat_packet"),
+        Probe("k", "nf_nat_inet_fn", "fv_k_nat_hook"),
+        Probe("r", "nf_nat_inet_fn", "fv_r_nat_hook"),
         Probe("k", "nf_nat_manip_pkt", "fv_k_nat_manip"),
     ), {
+        "HOOK_STATE_HOOK": ("nf_hook_state", "hook", 1),
         "CT_TUPLEHASH": ("nf_conn", "tuplehash", 0),
         "CT_HASH_TUPLE": ("nf_conntrack_tuple_hash", "tuple", 40),
         "CT_TUPLE_SRC_U3": ("nf_conntrack_tuple", "src.u3", 16),
