@@ -146,6 +146,7 @@ class Correlator:
         self._next_id = 1
         self._now = 0
         self.events = 0
+        self._swept_at = 0   # self.events at the last sweep of idle connections
 
     # -- input ------------------------------------------------------------
 
@@ -287,7 +288,9 @@ class Correlator:
     def _expire(self, now: int) -> list[Journey]:
         if now > self._now:
             self._now = now
-        if self.events % SWEEP_EVERY == 0:
+        # every SWEEP_EVERY events, not on every idle tick that finds the count on a multiple
+        if self.events - self._swept_at >= SWEEP_EVERY:
+            self._swept_at = self.events
             self._sweep_conns()
         limit = self._now - self.window
         out = []

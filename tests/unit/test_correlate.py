@@ -146,3 +146,19 @@ def test_filter_matches_vxlan_inner_headers():
 def test_hops_are_ordered_by_time_even_when_they_arrive_out_of_order():
     js = run([ev(1, "h/veth", "rx", SYN), ev(0, "c/eth0", "tx", SYN)])
     assert js[0].path == ["c/eth0", "h/veth"]
+
+
+def test_idle_ticks_do_not_sweep_connections_each_time(monkeypatch):
+    """The sweep of idle connections runs once per SWEEP_EVERY events; idle ticks (expire())
+    between events used to sweep every time once the event count sat on a multiple."""
+    import flowviz.correlate as corr
+    monkeypatch.setattr(corr, "SWEEP_EVERY", 10)
+    c = Correlator()
+    sweeps = []
+    monkeypatch.setattr(c, "_sweep_conns", lambda: sweeps.append(c.events))
+    for i in range(10):
+        c.feed(ev(i, "c1/eth0", "tx", tcp_frame(A, B, "10.0.0.1", "10.0.0.2", 40000 + i, 80, ip_id=i)))
+    assert sweeps == [10]
+    for t in range(50):
+        c.expire(T0 + 10_000 + t * 1000)
+    assert sweeps == [10]
