@@ -227,10 +227,6 @@ class Correlator:
             yield from self.feed(ev)
         yield from self.flush()
 
-    @property
-    def open_count(self) -> int:
-        return len(self._open)
-
     # -- internals ----------------------------------------------------------
 
     @staticmethod

@@ -39,7 +39,6 @@ RX = "rx"      #: the device received it
 TX = "tx"      #: the device is sending it
 DROP = "drop"  #: the kernel freed it as a drop (skb:kfree_skb), with a reason
 FREE = "free"  #: end of life without a drop (skb:consume_skb); not a hop
-DIRECTIONS = (RX, TX, DROP, FREE)
 
 
 class HopEvent(NamedTuple):

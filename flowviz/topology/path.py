@@ -57,9 +57,6 @@ class Tracer:
             return True
         return any(addr in _addrs(l) for l in self.view(ns).links.values())
 
-    def owners(self, addr: str) -> set[int]:
-        return {ns for ns, v in self.snap.namespaces.items() for l in v.links.values() if addr in _addrs(l)}
-
     def chains(self, ns: int, table: str) -> dict:
         per_ns = self._rules.setdefault(ns, {})
         if table not in per_ns:

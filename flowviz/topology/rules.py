@@ -14,7 +14,6 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-BUILTIN = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 TERMINAL = {"ACCEPT", "DROP", "REJECT", "DNAT", "SNAT", "MASQUERADE", "RETURN"}
 
 

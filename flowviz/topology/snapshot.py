@@ -54,12 +54,6 @@ class NsView:
     ipvs: list[dict] = field(default_factory=list)
     error: Optional[str] = None           #: why it could not be read, if it could not
 
-    def by_name(self, name: str) -> Optional[Link]:
-        for l in self.links.values():
-            if l.name == name:
-                return l
-        return None
-
 
 MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
 

@@ -35,7 +35,6 @@ class Feeder(threading.Thread):
         self.status_s = status_s
         self.delivered = 0
         self.outbox: deque = deque()
-        self.error: Optional[BaseException] = None
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -64,7 +63,6 @@ class Feeder(threading.Thread):
             if not self._full():
                 self.outbox.extend(self._take(self.correlator.flush()))
         except Exception as e:   # shown in the app's status line instead of killing the UI thread
-            self.error = e
             problems.append(f"{type(e).__name__}: {e}")
         finally:
             self.post(JourneysReady())
