@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple, Optional, Union
 
-from .model import endpoint
+from .model import endpoint, namedtuple_json
 
 #: netfilter hook numbers (enum nf_inet_hooks) → names
 NF_HOOKS = {0: "prerouting", 1: "input", 2: "forward", 3: "output", 4: "postrouting"}
@@ -123,11 +123,7 @@ def note_text(n: Note) -> str:
 
 
 def note_to_json(n: Note) -> dict:
-    d = n._asdict()
-    for k, v in d.items():
-        if isinstance(v, Tuple5):
-            d[k] = v._asdict()
-    return d
+    return namedtuple_json(n)
 
 
 def note_from_json(d: dict) -> Optional[Note]:

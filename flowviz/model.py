@@ -258,6 +258,11 @@ def flow_text(proto, src, sport, dst, dport) -> str:
     return f"{proto} {endpoint(src, sport)} → {endpoint(dst, dport)}"
 
 
+def namedtuple_json(t) -> dict:
+    """A NamedTuple (a typed annotation) as JSON-ready dicts, nested ones included."""
+    return {k: namedtuple_json(v) if hasattr(v, "_asdict") else v for k, v in t._asdict().items()}
+
+
 # --- journeys ---------------------------------------------------------------
 
 class ChangeKind(str, Enum):
@@ -322,8 +327,7 @@ class Change:
         if self.via is not None:
             d["via"] = self.via
         if self.note is not None:
-            from .annotations import note_to_json
-            d["note"] = note_to_json(self.note)
+            d["note"] = namedtuple_json(self.note)
         return d
 
 

@@ -13,6 +13,8 @@ import ctypes
 import os
 from contextlib import contextmanager
 
+from .paths import RUN_NETNS
+
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -31,7 +33,7 @@ def ns_path(ns: str) -> str:
         return ns
     if ns.startswith("pid:"):
         return f"/proc/{int(ns[4:])}/ns/net"
-    return os.path.join("/run/netns", ns)
+    return os.path.join(RUN_NETNS, ns)
 
 
 def _setns(fd: int, what: str) -> None:

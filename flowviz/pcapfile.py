@@ -24,6 +24,7 @@ import os
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, NamedTuple, Optional
+from urllib.parse import quote
 
 from .errors import BadCapture
 from .model import KNOWN_LINKTYPES
@@ -300,3 +301,46 @@ class PcapNgWriter:
         if opts:
             body += opts + _opt(OPT_END, b"")
         self.f.write(_block(BT_EPB, body))
+
+
+# --- flowviz metadata in packet comments ("flowviz: key=value ...") ---------------------------
+
+META_PREFIX = "flowviz:"
+_INT_KEYS = ("skb", "mark", "netns_id", "ifindex", "cpu")
+
+
+def parse_meta(comment: Optional[str]) -> tuple[dict, Optional[str]]:
+    """Split a packet comment into flowviz metadata and the rest of the text."""
+    if not comment:
+        return {}, None
+    meta: dict = {}
+    rest = []
+    for line in comment.splitlines():
+        if line.startswith(META_PREFIX):
+            for tok in line[len(META_PREFIX):].split():
+                k, sep, v = tok.partition("=")
+                if sep:
+                    meta[k] = v
+        else:
+            rest.append(line)
+    for k in _INT_KEYS:
+        if k in meta:
+            try:
+                meta[k] = int(meta[k], 0)
+            except ValueError:
+                del meta[k]
+    return meta, "\n".join(rest) or None
+
+
+def format_meta(**fields) -> str:
+    """The comment line :func:`parse_meta` reads back (None values left out)."""
+    parts = []
+    for k, v in fields.items():
+        if v is None:
+            continue
+        if k in ("skb", "mark"):
+            v = hex(v)
+        elif k == "notes":
+            v = quote(v, safe="")
+        parts.append(f"{k}={v}")
+    return META_PREFIX + " " + " ".join(parts)

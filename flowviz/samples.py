@@ -20,8 +20,7 @@ from typing import Iterable, Iterator, Optional
 from urllib.parse import quote
 
 from .model import LINKTYPE_ETHERNET
-from .pcapfile import PcapNgWriter
-from .sources.replay import format_meta
+from .pcapfile import PcapNgWriter, format_meta
 
 BASE_NS = 1_558_605_000_000_000_000   # 2019-05-23 09:50 UTC, the notes' day
 HOP_NS = 7_000                        # a few µs per device

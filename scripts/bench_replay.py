@@ -24,7 +24,7 @@ def make_capture(path: str, hops: int) -> None:
     from flowviz import samples
     from flowviz.model import LINKTYPE_ETHERNET
     from flowviz.pcapfile import PcapNgWriter
-    from flowviz.sources.replay import format_meta
+    from flowviz.pcapfile import format_meta
 
     pair = len(samples.swarm_ingress()[0]) * 2
     n = 0

@@ -33,7 +33,8 @@ def _check_tools() -> None:
 
 def up(scenario: str = "swarm-ingress", *, quiet: bool = False) -> int:
     """Build a scenario (idempotent). On failure, undo it if the lab was not up before."""
-    from .scenarios import BUILDERS, Lab, wait_answered
+    from .scenarios import BUILDERS, Lab
+    from .traffic import wait_answered
     _check_tools()
     st = LabState.load()
     was_up = bool(list_lab_netns())

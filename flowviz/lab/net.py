@@ -17,11 +17,11 @@ import zlib
 from typing import Optional
 
 from ..errors import LabError
+from ..paths import RUN_NETNS as NETNS_DIR
 
 PREFIX = "fvlab-"
 BUILTIN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 KNOWN_TARGETS = {"ACCEPT", "DROP", "RETURN", "REJECT", "DNAT", "SNAT", "MASQUERADE", "MARK", "LOG", "CONNMARK"}
-NETNS_DIR = "/run/netns"
 
 
 def list_lab_netns() -> list[str]:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from .. import samples
 from ..errors import LabError
@@ -310,14 +309,3 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[-1][:1] not in ("Z", "X")
     except OSError:
         return False
-
-
-def wait_answered(target: Target, timeout: float = 5.0) -> Optional[float]:
-    """Latency (s) of one answered TCP request to the target, trying until ``timeout``; None if never."""
-    from .traffic import one_request
-    deadline = time.monotonic() + timeout
-    while True:
-        lat = one_request(target, "tcp", timeout=1.0)
-        if lat is not None or time.monotonic() > deadline:
-            return lat
-        time.sleep(0.1)

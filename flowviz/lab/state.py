@@ -12,9 +12,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
+from ..paths import LAB_STATE_DIR as STATE_DIR, LAB_STATE_FILE as STATE_FILE
 
-STATE_DIR = "/run/flowviz/lab"
-STATE_FILE = os.path.join(STATE_DIR, "state.json")
 
 
 @dataclass

@@ -11,11 +11,14 @@ import socket
 import statistics
 import sys
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import LabError
 from ..netns import entered
 from .net import netns_exists
+
+if TYPE_CHECKING:
+    from .scenarios import Target
 
 
 def one_request(target, proto: str, *, timeout: float = 1.0, seq: int = 0) -> Optional[float]:
@@ -69,3 +72,13 @@ def run_traffic(scenario: str, *, count: int, rate: float, proto: str) -> int:
     print(line)
     sys.stdout.flush()
     return 0 if lost == 0 else 1
+
+
+def wait_answered(target: Target, timeout: float = 5.0) -> Optional[float]:
+    """Latency (s) of one answered TCP request to the target, trying until ``timeout``; None if never."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lat = one_request(target, "tcp", timeout=1.0)
+        if lat is not None or time.monotonic() > deadline:
+            return lat
+        time.sleep(0.1)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
 from ..model import TCP, Frame, Journey, tcp_flags_text
+from ..sanitize import safe  # noqa: F401  (re-exported: the outputs import it from here)
 
 
 def tuple_fields(f: Frame) -> dict:
@@ -34,11 +34,4 @@ def role_text(j: Journey) -> str:
     return "reply" if j.direction == "reply" else "request"
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
 
-
-def safe(text: Optional[str]) -> str:
-    """Untrusted text (device, namespace, container names) with control characters made visible."""
-    if text is None:
-        return "-"
-    return text.translate(_CONTROL)

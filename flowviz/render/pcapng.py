@@ -14,8 +14,7 @@ from urllib.parse import quote
 from ..annotations import notes_encode
 from ..errors import BadInput
 from ..model import Journey
-from ..pcapfile import PcapNgWriter
-from ..sources.replay import format_meta
+from ..pcapfile import PcapNgWriter, format_meta
 
 
 class PcapngRecorder:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import MissingFeature
+from ..paths import FLOWVIZ_RUN as CACHE_DIR
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
@@ -181,7 +182,6 @@ FIELDS = {
     "NET_INUM": ("net", "ns.inum", 4),
 }
 
-CACHE_DIR = "/run/flowviz"
 BTF_DIR = "/sys/kernel/btf"
 
 

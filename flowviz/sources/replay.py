@@ -14,55 +14,14 @@ import heapq
 import os
 from operator import attrgetter
 from typing import Iterator, Optional
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
 from ..model import LINKTYPE_LINUX_SLL2, ChangeKind, HopEvent
-from ..pcapfile import Interface, Record, read_capture
+from ..pcapfile import Interface, Record, parse_meta, read_capture
 from . import SourceStatus
-
-META_PREFIX = "flowviz:"
-_INT_KEYS = ("skb", "mark", "netns_id", "ifindex", "cpu")
-
-
-def parse_meta(comment: Optional[str]) -> tuple[dict, Optional[str]]:
-    """Split a packet comment into flowviz metadata and the rest of the text."""
-    if not comment:
-        return {}, None
-    meta: dict = {}
-    rest = []
-    for line in comment.splitlines():
-        if line.startswith(META_PREFIX):
-            for tok in line[len(META_PREFIX):].split():
-                k, sep, v = tok.partition("=")
-                if sep:
-                    meta[k] = v
-        else:
-            rest.append(line)
-    for k in _INT_KEYS:
-        if k in meta:
-            try:
-                meta[k] = int(meta[k], 0)
-            except ValueError:
-                del meta[k]
-    return meta, "\n".join(rest) or None
-
-
-def format_meta(**fields) -> str:
-    """The comment line :func:`parse_meta` reads back (None values left out)."""
-    parts = []
-    for k, v in fields.items():
-        if v is None:
-            continue
-        if k in ("skb", "mark"):
-            v = hex(v)
-        elif k == "notes":
-            v = quote(v, safe="")
-        parts.append(f"{k}={v}")
-    return META_PREFIX + " " + " ".join(parts)
-
 
 class InterfaceNotes:
     """What interface descriptions say about devices (``kind= master= parent= peer=``).

@@ -8,7 +8,7 @@ import sys
 from typing import Optional
 
 from ..errors import BadInput, NeedRoot
-from ..render import safe
+from ..sanitize import safe
 from .snapshot import Link, Snapshot, take
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 
 from ..model import HopEvent
+from ..paths import DOCKER_NETNS, RUN_NETNS
 from .namespaces import NetnsNames
 from .snapshot import Snapshot, take
 
@@ -68,7 +69,7 @@ class LiveTopology:
 class Watcher:
     """Marks the topology dirty when links or namespaces change (a background thread)."""
 
-    NS_DIRS = ("/run/netns", "/var/run/docker/netns")
+    NS_DIRS = (RUN_NETNS, DOCKER_NETNS)
 
     def __init__(self, topo: LiveTopology):
         self.topo = topo

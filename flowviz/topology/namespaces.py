@@ -15,8 +15,7 @@ from typing import NamedTuple, Optional
 
 from ..netns import inode_of
 
-RUN_NETNS = "/run/netns"
-DOCKER_NETNS = "/var/run/docker/netns"
+from ..paths import DOCKER_NETNS, LAB_STATE_FILE, RUN_NETNS
 
 
 @dataclass
@@ -129,21 +128,24 @@ def _apply_docker(found: dict[int, Namespace]) -> Optional[dict]:
 
 
 def _apply_lab_roles(found: dict[int, Namespace]) -> None:
-    """The lab wrote down which Docker role each of its namespaces plays."""
-    from ..lab.state import LabState
-    st = LabState.load()
-    if not st.namespaces:
+    """The lab wrote down which Docker role each of its namespaces plays (LAB_STATE_FILE: read as
+    data, so topology does not depend on the lab)."""
+    import json
+    try:
+        with open(LAB_STATE_FILE) as f:
+            roles = json.load(f).get("namespaces") or {}
+    except (OSError, ValueError, AttributeError):
         return
     by_path = {ns.path: ns for ns in found.values()}
-    for nsname, role in st.namespaces.items():
+    for nsname, role in roles.items():
         ns = by_path.get(os.path.join(RUN_NETNS, nsname))
-        if ns is None:
+        if ns is None or not isinstance(role, dict) or not isinstance(role.get("label"), str):
             continue
-        ns.name = role.label
-        ns.node = role.node
-        ns.role = role.role
-        ns.network = role.network
-        ns.containers = [dict(c) for c in role.containers]
+        ns.name = role["label"]
+        ns.node = role.get("node")
+        ns.role = role.get("role", "host")
+        ns.network = role.get("network")
+        ns.containers = [dict(c) for c in role.get("containers") or [] if isinstance(c, dict)]
 
 
 class NetnsNames:

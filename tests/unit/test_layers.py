@@ -36,3 +36,124 @@ def test_tui_never_imports_bcc():
 
 def test_explanations_stay_free_of_the_ui():
     assert "textual" not in loaded_after("import flowviz.explain")
+
+
+# --- which of flowviz's own parts may import which ---------------------------------------------
+
+import ast  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+#: each part of flowviz, by layer: a part imports only parts of lower layers (any import, also
+#: one inside a function). Lower layers never learn about higher ones: topology reads the lab's
+#: state file as data, render writes recordings with pcapfile's comment codec, and so on.
+LAYERS = [
+    {"errors", "paths", "sanitize", "model"},
+    {"annotations", "netns", "decode", "pcapfile", "filter"},
+    {"correlate", "explain", "samples"},
+    {"topology", "render"},
+    {"sources"},
+    {"lab", "tui"},
+    {"follow"},
+    {"cli"},
+    {"__main__", "flowviz"},   # the entry points: `python -m flowviz`, the package itself
+]
+
+
+def _imports(root: Path, package: str) -> dict[str, set[str]]:
+    """module → the package's modules it imports (absolute dotted names), from the source."""
+    out: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root.parent).with_suffix("")
+        mod = ".".join(rel.parts).removesuffix(".__init__")
+        pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        deps = out.setdefault(mod, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                    deps.update(f"{target}.{a.name}" if not node.module else target for a in node.names)
+                elif node.module and node.module.split(".")[0] == package:
+                    deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.split(".")[0] == package)
+    return out
+
+
+def _part(mod: str) -> str:
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_violations(root: Path, package: str, layers=LAYERS) -> list[str]:
+    rank = {part: i for i, parts in enumerate(layers) for part in parts}
+    out = []
+    for mod, deps in sorted(_imports(root, package).items()):
+        a = _part(mod)
+        if a not in rank:
+            out.append(f"{mod}: part {a!r} has no layer in LAYERS")
+            continue
+        for dep in sorted(deps):
+            b = _part(dep)
+            if b != a and rank.get(b, len(layers)) >= rank[a]:
+                out.append(f"{mod} imports {dep}: {a} may not depend on {b}")
+    return out
+
+
+def import_cycles(root: Path, package: str) -> list[list[str]]:
+    """Cycles between modules (a module's package __init__ counts as the module it re-exports)."""
+    graph = _imports(root, package)
+    mods = set(graph)
+
+    def resolve(name: str) -> str:
+        while name not in mods and "." in name:
+            name = name.rpartition(".")[0]
+        return name
+    edges = {m: {resolve(d) for d in ds} - {m} for m, ds in graph.items()}
+    cycles, state = [], {}
+
+    def visit(m, stack):
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(edges.get(m, ())):
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d, stack)
+        stack.pop()
+        state[m] = 2
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [])
+    # a package importing its own submodules (re-exports) is not a cycle of the code
+    return [c for c in cycles if not any(x.startswith(y + ".") or y.startswith(x + ".") for x, y in zip(c, c[1:]))]
+
+
+FLOWVIZ = Path(__file__).resolve().parents[2] / "flowviz"
+
+
+def test_dependencies_run_one_way():
+    assert layer_violations(FLOWVIZ, "flowviz") == []
+
+
+def test_no_import_cycles():
+    assert import_cycles(FLOWVIZ, "flowviz") == []
+
+
+def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
+    pkg = tmp_path / "flowviz"
+    (pkg / "topology").mkdir(parents=True)
+    (pkg / "lab").mkdir()
+    for f in ("__init__.py", "topology/__init__.py", "lab/__init__.py", "lab/state.py"):
+        (pkg / f).write_text("")
+    (pkg / "tui").mkdir()
+    (pkg / "tui" / "__init__.py").write_text("")
+    (pkg / "model.py").write_text("def f():\n    from .tui import app\n")          # upward, in a function
+    (pkg / "topology" / "names.py").write_text("from ..lab.state import LabState\n")  # upward
+    (pkg / "lab" / "a.py").write_text("from . import b\n")
+    (pkg / "lab" / "b.py").write_text("def g():\n    from .a import x\n")             # a cycle
+    found = layer_violations(pkg, "flowviz")
+    assert "flowviz.model imports flowviz.tui: model may not depend on tui" in found
+    assert "flowviz.topology.names imports flowviz.lab.state: topology may not depend on lab" in found
+    assert import_cycles(pkg, "flowviz") == [["flowviz.lab.a", "flowviz.lab.b", "flowviz.lab.a"]]
