@@ -8,6 +8,7 @@ runs on the guest's own memory-backed /var and /run and nothing reaches the host
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -63,28 +64,33 @@ def _request(f):
     return min(reqs, key=lambda j: j["start_ns"])
 
 
-def _index(hops, pred) -> int:
-    return next(i for i, h in enumerate(hops) if pred(h))
-
-
 def test_the_request_goes_through_ingress_sbox_and_real_ipvs_into_the_task(followed, mesh):
     syn = _request(followed)
     hops = followed.hops(syn["packet"])
-    gw = _index(hops, lambda h: h["ifname"] == "docker_gwbridge")
-    sbox_in = _index(hops, lambda h: h["netns"] == "ingress_sbox" and h["ifname"] == "eth1" and h["dir"] == "rx")
-    sbox_out = _index(hops, lambda h: h["netns"] == "ingress_sbox" and h["ifname"] == "eth0" and h["dir"] == "tx")
-    overlay = _index(hops, lambda h: (h["netns"] or "").startswith("1-") and h["ifname"] == "br0")
-    task = _index(hops, lambda h: h["netns"] == mesh["name"] and h["ifname"] == "eth0" and h["dir"] == "rx")
-    assert gw < sbox_in < sbox_out < overlay < task, [(h["netns"], h["ifname"], h["dir"]) for h in hops]
-    out = hops[sbox_out]
-    kinds = [c["kind"] for c in out["changes"]]
-    assert "mark" in kinds and "snat" in kinds and "ipvs" in kinds and "dnat" not in kinds, kinds
+    seen = [(h["netns"], h["ifname"], h["dir"]) for h in hops]
+    overlay = next(h["netns"] for h in hops if (h["netns"] or "").startswith("1-"))
+    # from the host through docker_gwbridge into ingress_sbox, out on the ingress overlay,
+    # across its bridge br0 and into the task: (namespace, device pattern, direction)
+    expected = [("host", "docker_gwbridge", "tx"), ("host", r"veth\w+", "tx"),
+                ("ingress_sbox", "eth1", "rx"), ("ingress_sbox", "eth0", "tx"),
+                (overlay, r"veth\w+", "rx"), (overlay, r"veth\w+", "tx"), (mesh["name"], "eth0", "rx")]
+    assert len(seen) == len(expected) and all(
+        ns == want_ns and re.fullmatch(dev_re, dev) and d == want_d
+        for (ns, dev, d), (want_ns, dev_re, want_d) in zip(seen, expected)), seen
+    kinds = [[c["kind"] for c in h["changes"]] for h in hops]
+    assert "bridge" in kinds[1] and "veth" in kinds[2] and "veth" in kinds[4] and "bridge" in kinds[5], kinds
+    out = hops[3]
+    assert "mark" in kinds[3] and "snat" in kinds[3] and "ipvs" in kinds[3] and "dnat" not in kinds[3], kinds[3]
     ipvs = next(c for c in out["changes"] if c["kind"] == "ipvs")["note"]
     assert ipvs["real"] == mesh["ip"] and ipvs["real_port"] == 80 and ipvs["scheduler"] == "rr"
     assert ipvs["fwmark"] == out["mark"] and ipvs["fwmark"] > 0 and ipvs["new"] is True
     assert (out["dst"], out["dport"]) == (mesh["ip"], 80)
-    assert hops[task]["changes"][-1]["kind"] == "deliver"
-    assert hops[task]["mode"] == "overlay"
+    snat = next(c for c in out["changes"] if c["kind"] == "snat")["note"]
+    assert snat["manip"] == "snat" and snat["hook"] == "postrouting"
+    bridge = next(c for c in hops[5]["changes"] if c["kind"] == "bridge")["note"]
+    assert bridge["bridge"] == "br0" and bridge["port"] == hops[5]["ifname"] and bridge["flood"] is False
+    assert kinds[6][-1] == "deliver"
+    assert hops[6]["mode"] == "overlay"
 
 
 def test_the_reply_is_linked_and_rewritten_back_by_ipvs(followed, mesh):
