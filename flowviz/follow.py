@@ -20,7 +20,8 @@ LOST_REPORT_EVERY_S = 1.0
 
 
 def run_follow(args, flt: FlowFilter, mode: str) -> int:
-    from .sources.live import LiveSource, build_cflags, final_c, tracefs
+    from .sources.kernel import tracefs
+    from .sources.live import LiveSource, build_cflags, final_c
     if args.ebpf:
         print(final_c(build_cflags(flt, None, tracefs())))
         return 0

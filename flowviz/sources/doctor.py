@@ -12,6 +12,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Optional
 
+from .kernel import has_privileges, release, tracefs, tracefs_root, use_shim_headers
+
 
 @dataclass(frozen=True)
 class Check:
@@ -30,13 +32,6 @@ class OptionalHook:
     fix: Optional[str] = None
 
 
-def _tracefs_root() -> Optional[str]:
-    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        if os.path.isdir(os.path.join(root, "events")):
-            return root
-    return None
-
-
 def ipvs_available() -> bool:
     return os.path.exists("/proc/net/ip_vs")
 
@@ -45,7 +40,7 @@ def optional_hooks() -> list[OptionalHook]:
     """Hooks beyond the tracepoints that would add what tracepoints cannot see (sources/hooks.py)."""
     from .hooks import detect
     out = []
-    for st in detect(_tracefs_root()):
+    for st in detect(tracefs_root()):
         why = st.why
         if st.group.name == "ipvs" and not st.available and not ipvs_available():
             why = f"no IPVS in this kernel (CONFIG_IP_VS; or modprobe ip_vs); {why}"
@@ -54,7 +49,7 @@ def optional_hooks() -> list[OptionalHook]:
 
 
 def checks() -> list[Check]:
-    from .live import TRACEPOINTS, has_privileges
+    from .live import TRACEPOINTS
     out = []
     priv = has_privileges()
     out.append(Check("privileges", priv, "root or CAP_BPF+CAP_PERFMON" if priv else "not root",
@@ -79,9 +74,8 @@ def checks() -> list[Check]:
             detail += f": {e}"
     out.append(Check("kernel BTF", btf, detail, "a kernel built with CONFIG_DEBUG_INFO_BTF=y "
                      "(or kernel headers: apt-get install linux-headers-$(uname -r))"))
-    root = _tracefs_root()
+    root = tracefs_root()
     if root is None and priv:
-        from .live import tracefs
         try:
             root = tracefs(mount=True)
         except Exception:   # the check below says it is missing
@@ -92,8 +86,7 @@ def checks() -> list[Check]:
         present = root is not None and os.path.isdir(os.path.join(root, "events", cat, event))
         out.append(Check(f"tracepoint {cat}:{event}", present, "present" if present else "missing",
                          "a kernel with CONFIG_TRACEPOINTS (any 4.x+ distribution kernel)"))
-    rel = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2] if x.isdigit())
-    out.append(Check("BPF ring buffer", rel >= (5, 8), f"kernel {os.uname().release}",
+    out.append(Check("BPF ring buffer", release()[:2] >= (5, 8), f"kernel {os.uname().release}",
                      "a 5.8 or newer kernel"))
     if priv and bcc_ok and btf and root:
         out.append(_compile_check())
@@ -113,11 +106,11 @@ def _compile_check() -> Check:
     """Compile and load the real tracer (no attach): the shim + BTF path works on this kernel."""
     from ..filter import FlowFilter
     from . import hooks
-    from .live import CapturedStderr, bpf_dir, build_cflags, program_text, tracefs
+    from .live import CapturedStderr, build_cflags, program_text
     err = CapturedStderr()
     try:
         from bcc import BPF
-        os.environ["BCC_KERNEL_SOURCE"] = str(bpf_dir() / "shim")
+        use_shim_headers()
         root = tracefs(mount=False)
         usable = [st for st in hooks.detect(root) if st.available]
         cflags = build_cflags(FlowFilter(dport=20229), None, root) + hooks.hook_cflags(usable)

@@ -15,13 +15,13 @@ import re
 import socket
 import struct
 import time
-from importlib import resources
 from typing import Iterator, Optional
 
 from ..errors import FlowvizError, MissingFeature, NeedRoot
 from ..filter import FlowFilter
 from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, RX, TX, HopEvent
 from . import SourceStatus, hooks
+from .kernel import bpf_dir, has_privileges, release, tracefs, use_shim_headers
 
 #: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
 FV_EVENT = struct.Struct("<QQ6IHBBB3s16s128s")
@@ -40,36 +40,10 @@ TRACEPOINTS = (
     ("skb", "kfree_skb", "fv_drop", "FV_TP_DROP_SKB"),
     ("skb", "consume_skb", "fv_free", "FV_TP_FREE_SKB"),
 )
-TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 RINGBUF_PAGES = 1024          # 4 MiB: ~21,000 events of slack before loss
-CAP_PERFMON, CAP_BPF, CAP_SYS_ADMIN = 38, 39, 21
 
 
 # --- what the machine offers ---------------------------------------------------------
-
-def has_privileges() -> bool:
-    if os.geteuid() == 0:
-        return True
-    try:
-        with open("/proc/self/status") as f:
-            caps = int(next(line for line in f if line.startswith("CapEff:")).split()[1], 16)
-    except (OSError, StopIteration, ValueError):
-        return False
-    return bool(caps & (1 << CAP_SYS_ADMIN)) or (bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON)))
-
-
-def tracefs(mount: bool = True) -> str:
-    """Where tracefs is; mounted at /sys/kernel/tracing first when it is nowhere (needs root)."""
-    for root in TRACEFS_CANDIDATES:
-        if os.path.isdir(os.path.join(root, "events")):
-            return root
-    if mount:
-        import subprocess
-        subprocess.run(["mount", "-t", "tracefs", "tracefs", TRACEFS_CANDIDATES[0]], capture_output=True)
-        if os.path.isdir(os.path.join(TRACEFS_CANDIDATES[0], "events")):
-            return TRACEFS_CANDIDATES[0]
-    raise MissingFeature("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
-
 
 def tracepoint_format(root: str, cat: str, event: str) -> str:
     try:
@@ -93,10 +67,6 @@ def drop_reason_names(root: str) -> dict[int, str]:
     except MissingFeature:
         return {}
     return {int(n): name for n, name in re.findall(r"\{\s*(\d+),\s*\"(\w+)\"\s*\}", fmt)}
-
-
-def bpf_dir():
-    return resources.files("flowviz.bpf")
 
 
 class CapturedStderr:
@@ -160,8 +130,7 @@ def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list
         cf.append(f"-D{macro}={field_offset(fmt, 'skbaddr')}")
         if event == "kfree_skb":
             cf.append(f"-DFV_TP_DROP_REASON={field_offset(fmt, 'reason')}")
-    rel = os.uname().release.split("-")[0].split(".")
-    nums = [int(x) if x.isdigit() else 0 for x in (rel + ["0", "0"])[:3]]
+    nums = release()
     cf += [f"-DFV_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DPAGE_SIZE={os.sysconf('SC_PAGE_SIZE')}",
            f"-DFV_LINUX_VERSION_CODE={(nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)}",
            f"-I{bpf_dir()}"]
@@ -225,7 +194,7 @@ class LiveSource:
 
     def _load(self) -> None:
         from bcc import BPF
-        os.environ["BCC_KERNEL_SOURCE"] = str(bpf_dir() / "shim")
+        use_shim_headers()
         try:
             with CapturedStderr() as err:
                 self.bpf = BPF(text=program_text(), cflags=self.cflags)

@@ -105,7 +105,7 @@ def test_traffic_that_does_not_match_produces_nothing(swarm_lab):
 def test_everything_is_detached_after_a_signal(swarm_lab, sig):
     # five tracepoint programs, and one per kprobe where the kernel offers the optional hooks
     from flowviz.sources import hooks
-    from flowviz.sources.live import tracefs
+    from flowviz.sources.kernel import tracefs
     expected = 5 + sum(len(st.group.probes) for st in hooks.detect(tracefs()) if st.available)
     with following("--dport", "20229", "--json", stop=sig) as f:
         assert len(fv_programs()) == expected

@@ -5,7 +5,6 @@ carry the annotations. (The kernel half runs in the stock-kernel stage: tests/pr
 from __future__ import annotations
 
 import ipaddress
-import io
 import json
 import re
 import struct

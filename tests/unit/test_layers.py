@@ -41,7 +41,6 @@ def test_explanations_stay_free_of_the_ui():
 # --- which of flowviz's own parts may import which ---------------------------------------------
 
 import ast  # noqa: E402
-import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 #: each part of flowviz, by layer: a part imports only parts of lower layers (any import, also
