@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="build the reference topologies from network namespaces (root)")
     lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
     lsub.required = True
-    scen = ("swarm-ingress", "bridge", "overlay", "macvlan", "host", "none", "container", "all")
+    from .reference import SCENARIOS
+    scen = (*SCENARIOS, "all")
     up = lsub.add_parser("up", help="build a scenario (twice is harmless)")
     up.add_argument("--scenario", choices=scen, default="swarm-ingress")
     up.set_defaults(func=cmd_lab_up)

@@ -25,8 +25,8 @@ from .pcapfile import PcapNgWriter, format_meta
 BASE_NS = 1_558_605_000_000_000_000   # 2019-05-23 09:50 UTC, the notes' day
 HOP_NS = 7_000                        # a few µs per device
 
-OVERLAY_NS = "1-mp3mrjuxu0"           # the ingress network's overlay namespace (notes: 1-mp3mrjuxu0)
-USER_OVERLAY_NS = "1-9a8b7c6d5e"
+OVERLAY_NETNS = "1-mp3mrjuxu0"           # the ingress network's overlay namespace (notes: 1-mp3mrjuxu0)
+USER_OVERLAY_NETNS = "1-9a8b7c6d5e"
 TASK = "my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b"
 
 MAC = {
@@ -132,7 +132,7 @@ def rewrite(frame: bytes, **fields) -> bytes:
 
 N1, N2 = "node1", "node2"
 SBOX1 = f"{N1}:ingress_sbox"
-OVL1, OVL2 = f"{N1}:{OVERLAY_NS}", f"{N2}:{OVERLAY_NS}"
+OVL1, OVL2 = f"{N1}:{OVERLAY_NETNS}", f"{N2}:{OVERLAY_NETNS}"
 TASK2 = f"{N2}:{TASK}"
 
 D = {
@@ -249,7 +249,7 @@ def bridge_mode() -> list[list[Sighting]]:
 
 def user_overlay() -> list[list[Sighting]]:
     """East-west on a user overlay (10.0.4.0/24, VNI 4097): task A on node1 → the task on node2, UDP."""
-    ovl1, ovl2 = f"{N1}:{USER_OVERLAY_NS}", f"{N2}:{USER_OVERLAY_NS}"
+    ovl1, ovl2 = f"{N1}:{USER_OVERLAY_NETNS}", f"{N2}:{USER_OVERLAY_NETNS}"
     taskA = Dev(f"{N1}:web.1.x8k2m4n6p8q0", "eth0", peer=f"{ovl1}/veth2", mode="overlay")
     a_port = Dev(ovl1, "veth2", master="br0", peer=f"{taskA.netns}/eth0")
     br1, vx1 = Dev(ovl1, "br0", kind="bridge"), Dev(ovl1, "vxlan0", kind="vxlan", master="br0")

@@ -19,8 +19,8 @@ from .net import Ns, run_in
 from .state import LabState
 
 MAC = samples.MAC
-OVERLAY_ID = samples.OVERLAY_NS          # "1-mp3mrjuxu0": the ingress network's overlay namespace
-USER_OVERLAY_ID = samples.USER_OVERLAY_NS
+OVERLAY_ID = samples.OVERLAY_NETNS      # "1-mp3mrjuxu0": the ingress network's overlay namespace
+USER_OVERLAY_ID = samples.USER_OVERLAY_NETNS
 TASK_NAME = samples.TASK
 FWMARK = 0x11E                            # 286: what Docker's mangle rule sets for the published port
 PUBLISHED = samples.PUBLISHED_PORT        # 20229

@@ -47,7 +47,7 @@ from pathlib import Path  # noqa: E402
 #: one inside a function). Lower layers never learn about higher ones: topology reads the lab's
 #: state file as data, render writes recordings with pcapfile's comment codec, and so on.
 LAYERS = [
-    {"errors", "paths", "sanitize", "model"},
+    {"errors", "paths", "reference", "sanitize", "model"},
     {"annotations", "netns", "decode", "pcapfile", "filter"},
     {"correlate", "explain", "samples"},
     {"topology", "render"},
@@ -156,3 +156,14 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
     assert "flowviz.model imports flowviz.tui: model may not depend on tui" in found
     assert "flowviz.topology.names imports flowviz.lab.state: topology may not depend on lab" in found
     assert import_cycles(pkg, "flowviz") == [["flowviz.lab.a", "flowviz.lab.b", "flowviz.lab.a"]]
+
+
+def test_every_scenario_is_built_targeted_and_offered():
+    from flowviz.cli import build_parser
+    from flowviz.lab.scenarios import BUILDERS, TARGETS
+    from flowviz.reference import SCENARIOS
+    assert set(BUILDERS) == set(TARGETS) == set(SCENARIOS)
+    lab = next(a for a in build_parser()._actions if getattr(a, "choices", None) and "lab" in a.choices)
+    up = next(a for a in lab.choices["lab"]._actions if getattr(a, "choices", None) and "up" in a.choices)
+    scenario = next(a for a in up.choices["up"]._actions if a.dest == "scenario")
+    assert tuple(scenario.choices) == (*SCENARIOS, "all")
