@@ -30,7 +30,7 @@ from .decode import decode
 from .filter import FlowFilter
 from .model import (
     DROP, FREE, ICMP, ORIG, REPLY, RX, TCP, TX, UDP, Change, ChangeKind, Frame,
-    Hop, HopEvent, IPv4, Journey, Transition, endpoint,
+    Endpoint, Flow, Hop, HopEvent, IPv4, Journey, Transition,
 )
 
 DEFAULT_WINDOW_NS = 1_000_000_000   # a hop more than 1 s after the last is another packet
@@ -386,20 +386,20 @@ def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
             # routed *and* in another namespace: sightings in between were not captured
             changes.append(Change(ChangeKind.VETH, pe.place, ce.place))
     if routed:
-        changes.append(Change(ChangeKind.ROUTE, f"ttl {p_in.ip.ttl}", f"ttl {c_in.ip.ttl}"))
+        changes.append(Change(ChangeKind.ROUTE, p_in.ip.ttl, c_in.ip.ttl))
     elif routed_outer:
-        changes.append(Change(ChangeKind.ROUTE, f"ttl {pf.ip.ttl}", f"ttl {cf.ip.ttl}"))
+        changes.append(Change(ChangeKind.ROUTE, pf.ip.ttl, cf.ip.ttl))
     _nat(p_in, c_in, changes)
     if pf.vxlan is not None and cf.vxlan is not None and not revni:
         _nat(pf, cf, changes)   # NAT of the underlay packet, under the same tunnel
     if pe.mark is not None or ce.mark is not None:
         pm, cm = pe.mark or 0, ce.mark or 0
         if cm != pm and ce.mark is not None and (cm != 0 or pe.netns == ce.netns):
-            changes.append(Change(ChangeKind.MARK, hex(pm), hex(cm)))
+            changes.append(Change(ChangeKind.MARK, pm, cm))
     if decap or revni:
-        changes.append(Change(ChangeKind.DECAP, _outer_text(pf), pf.inner.tuple_text(), vni=pf.vxlan.vni))
+        changes.append(Change(ChangeKind.DECAP, Flow.of(pf), Flow.of(pf.inner), vni=pf.vxlan.vni))
     if encap or revni:
-        changes.append(Change(ChangeKind.ENCAP, cf.inner.tuple_text(), _outer_text(cf), vni=cf.vxlan.vni))
+        changes.append(Change(ChangeKind.ENCAP, Flow.of(cf.inner), Flow.of(cf), vni=cf.vxlan.vni))
     if ce.notes:
         _annotate(changes, ce.notes)
     return changes
@@ -426,7 +426,7 @@ def _annotate(changes: list[Change], notes: tuple) -> None:
         i = next((i for i, c in enumerate(changes) if c.kind is want and c.note is None), None)
         if i is None:
             if n.kind == "ipvs":
-                changes.append(Change(ChangeKind.IPVS, n.service(), endpoint(n.real, n.real_port), note=n))
+                changes.append(Change(ChangeKind.IPVS, None, Endpoint(n.real, n.real_port), note=n))
             continue
         c = changes[i]
         kind = ChangeKind.IPVS if n.kind == "ipvs" else c.kind
@@ -453,13 +453,9 @@ def _nat(p: Frame, c: Frame, changes: list[Change]) -> None:
     if pi.dst == ci.dst and pi.src == ci.src and same_ports:
         return
     if pi.dst != ci.dst or p.dport != c.dport:
-        changes.append(Change(ChangeKind.DNAT, endpoint(p.dst, p.dport), endpoint(c.dst, c.dport)))
+        changes.append(Change(ChangeKind.DNAT, Endpoint(p.dst, p.dport), Endpoint(c.dst, c.dport)))
     if pi.src != ci.src or p.sport != c.sport:
-        changes.append(Change(ChangeKind.SNAT, endpoint(p.src, p.sport), endpoint(c.src, c.sport)))
-
-
-def _outer_text(f: Frame) -> str:
-    return f"{f.tuple_text()} vni {f.vxlan.vni}"
+        changes.append(Change(ChangeKind.SNAT, Endpoint(p.src, p.sport), Endpoint(c.src, c.sport)))
 
 
 def _ending(ev: HopEvent, fr: Frame) -> list[Change]:
@@ -469,6 +465,6 @@ def _ending(ev: HopEvent, fr: Frame) -> list[Change]:
     if ev.dir == RX:
         f = fr.innermost
         if f.ip is not None:
-            return [Change(ChangeKind.DELIVER, None, endpoint(f.dst, f.dport))]
+            return [Change(ChangeKind.DELIVER, None, Endpoint(f.dst, f.dport))]
     return []
 

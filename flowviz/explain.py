@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 from .annotations import note_text
 from .model import Change, ChangeKind, Hop, Journey
+from .render.changes import after_text as _a, before_text as _b
 
 VXLAN_OVERHEAD = 50   # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
@@ -90,29 +91,29 @@ CHANGES: dict[ChangeKind, Callable[[Change], str]] = {
         "the IP packet, like a switch would."),
     ChangeKind.ROUTE: lambda c: (
         "This namespace routed it: it was not for a local address here, so the kernel looked up a route, "
-        f"decremented the TTL ({c.before} → {c.after.removeprefix('ttl ')}) and gave it new MAC addresses for "
+        f"decremented the TTL (ttl {c.before} → {c.after}) and gave it new MAC addresses for "
         "the next link."),
     ChangeKind.DNAT: lambda c: (
-        f"DNAT rewrote the destination from {c.before} to {c.after}. A published port works this way: a nat rule "
+        f"DNAT rewrote the destination from {_b(c)} to {_a(c)}. A published port works this way: a nat rule "
         "(or IPVS) sends what arrives for the port to the container that serves it; conntrack remembers, so the "
         "reply is rewritten back."),
     ChangeKind.SNAT: lambda c: (
-        f"SNAT rewrote the source from {c.before} to {c.after}, so that the reply comes back the same way. In "
+        f"SNAT rewrote the source from {_b(c)} to {_a(c)}, so that the reply comes back the same way. In "
         "ingress_sbox the packet takes ingress_sbox's own overlay address 10.255.0.3: the task answers to "
         "ingress_sbox, which undoes both rewrites."),
     ChangeKind.IPVS: lambda c: _ipvs_text(c),
     ChangeKind.MARK: lambda c: (
-        f"The mangle table set the firewall mark to {c.after} (= {int(c.after, 16)}). In ingress_sbox the mark "
-        f"names the published port's IPVS service: 'FWM {int(c.after, 16)}' picks a task's address round-robin "
+        f"The mangle table set the firewall mark to {c.after:#x} (= {c.after}). In ingress_sbox the mark "
+        f"names the published port's IPVS service: 'FWM {c.after}' picks a task's address round-robin "
         "and rewrites the destination to it."),
     ChangeKind.ENCAP: lambda c: (
         f"VXLAN encapsulation (VNI {c.vni}): the whole Ethernet frame became the payload of a UDP packet between "
-        f"the two nodes ({c.after}). The {VXLAN_OVERHEAD} extra bytes are why the overlay MTU is 1450."),
+        f"the two nodes ({_a(c)}). The {VXLAN_OVERHEAD} extra bytes are why the overlay MTU is 1450."),
     ChangeKind.DECAP: lambda c: (
         f"VXLAN decapsulation (VNI {c.vni}): the receiving node's vxlan device took the outer headers off and "
         "the original frame continues into the overlay bridge."),
     ChangeKind.DELIVER: lambda c: (
-        f"Delivered: {c.after} is a local address here, so the packet went up the stack to the listening "
+        f"Delivered: {_a(c)} is a local address here, so the packet went up the stack to the listening "
         "socket. Its journey ends."),
     ChangeKind.DROP: lambda c: f"Dropped: the kernel freed it with reason {c.reason}.",
 }
@@ -121,9 +122,9 @@ CHANGES: dict[ChangeKind, Callable[[Change], str]] = {
 def _ipvs_text(c: Change) -> str:
     n = c.note
     if n is None:
-        return f"IPVS rewrote {c.before} to {c.after}."
+        return f"IPVS rewrote {_b(c)} to {_a(c)}."
     if n.reply:
-        return (f"IPVS rewrote the reply's source from {c.before} back to {c.after}: the real server "
+        return (f"IPVS rewrote the reply's source from {_b(c)} back to {_a(c)}: the real server "
                 f"{n.real} answered, and the client must see the address it asked. This is why the reply "
                 "comes back through ingress_sbox.")
     svc = n.service()
@@ -133,7 +134,7 @@ def _ipvs_text(c: Change) -> str:
            "a published port's packets in ingress_sbox so that one IPVS service balances them over the "
            "service's tasks." if n.fwmark else "")
     return (f"IPVS ({svc}, scheduler {n.scheduler or '?'}) chose the real server {n.real} and rewrote the "
-            f"destination from {c.before} to {c.after} (masquerade).{fwm} {how}")
+            f"destination from {_b(c) or svc} to {_a(c)} (masquerade).{fwm} {how}")
 
 
 def _note_text(c: Change) -> Optional[str]:

@@ -284,51 +284,42 @@ class ChangeKind(str, Enum):
         return self.value
 
 
+class Endpoint(NamedTuple):
+    """An address and port a NAT rewrote (port None for protocols without ports)."""
+
+    addr: Optional[str]
+    port: Optional[int]
+
+
+class Flow(NamedTuple):
+    """A packet's tuple at one header level (the inner or the outer packet of a tunnel)."""
+
+    proto: Optional[str]
+    src: Optional[str]
+    sport: Optional[int]
+    dst: Optional[str]
+    dport: Optional[int]
+
+    @classmethod
+    def of(cls, f: "Frame") -> "Flow":
+        return cls(f.proto, f.src, f.sport, f.dst, f.dport)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One named change: ``kind`` from ``before`` to ``after`` (text for people)."""
+    """One named change: ``kind`` from ``before`` to ``after``, as values (render/changes.py formats them).
+
+    By kind: VETH, BRIDGE, DROP: places (``"netns/device"``); ROUTE: TTLs; MARK: marks;
+    DNAT, SNAT, IPVS, DELIVER: :class:`Endpoint`; ENCAP, DECAP: :class:`Flow` (the outer one
+    with ``vni``)."""
 
     kind: ChangeKind
-    before: Optional[str] = None
-    after: Optional[str] = None
+    before: object = None
+    after: object = None
     vni: Optional[int] = None      #: for ENCAP / DECAP
     reason: Optional[str] = None   #: for DROP
     via: Optional[str] = None      #: for BRIDGE: the bridge (or macvlan parent) that forwarded it
     note: Optional[tuple] = None   #: what a kernel hook saw decide it (flowviz.annotations), when one did
-
-    def text(self) -> str:
-        """Short text for a timeline row (the row already names the device)."""
-        k = self.kind
-        if k is ChangeKind.DROP:
-            return f"drop {self.reason or ''}".rstrip()
-        if k is ChangeKind.VETH:
-            return "veth"
-        if k is ChangeKind.BRIDGE:
-            return f"bridge {self.via}" if self.via else "bridge"
-        if k is ChangeKind.ROUTE:
-            return f"route {self.before}→{self.after.removeprefix('ttl ')}"
-        if k is ChangeKind.ENCAP or k is ChangeKind.DECAP:
-            return f"{k.value} vni {self.vni}"
-        if k is ChangeKind.DELIVER:
-            return f"deliver {self.after}"
-        if k is ChangeKind.IPVS and self.note is not None:
-            n = self.note
-            if n.reply:
-                return f"ipvs {self.before}→{self.after} (reply)"
-            return f"ipvs {n.service()} {self.before}→{self.after}"
-        return f"{k.value} {self.before}→{self.after}"
-
-    def to_json(self) -> dict:
-        d = {"kind": self.kind.value, "from": self.before, "to": self.after}
-        if self.vni is not None:
-            d["vni"] = self.vni
-        if self.reason is not None:
-            d["reason"] = self.reason
-        if self.via is not None:
-            d["via"] = self.via
-        if self.note is not None:
-            d["note"] = namedtuple_json(self.note)
-        return d
 
 
 @dataclass(frozen=True, slots=True)

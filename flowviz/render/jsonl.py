@@ -8,6 +8,7 @@ from typing import TextIO
 from ..annotations import note_to_json
 from ..model import Hop, Journey
 from . import tuple_fields
+from .changes import change_json
 
 
 def hop_object(j: Journey, hop: Hop) -> dict:
@@ -31,7 +32,7 @@ def hop_object(j: Journey, hop: Hop) -> dict:
     obj["mark"] = ev.mark
     obj["vni"] = f.vxlan.vni if f.vxlan is not None else None
     obj["inner"] = tuple_fields(f.inner.innermost) if f.inner is not None else None
-    obj["changes"] = [c.to_json() for c in hop.changes]
+    obj["changes"] = [change_json(c) for c in hop.changes]
     obj["skb"] = hex(ev.skb) if ev.skb is not None else None
     obj["drop_reason"] = ev.drop_reason
     obj["notes"] = [note_to_json(n) for n in ev.notes]
@@ -44,7 +45,7 @@ def journey_object(j: Journey) -> dict:
         "packet": j.id,
         "hops": len(j.hops),
         "path": j.path,
-        "changes": [c.to_json() for c in j.changes],
+        "changes": [change_json(c) for c in j.changes],
         "reply_to": j.reply_to,
         "conn": j.conn,
         "direction": j.direction,

@@ -32,7 +32,7 @@ def badge_text(hop: Hop) -> Text:
     for c in hop.changes:
         k = c.kind
         if k is ChangeKind.MARK:
-            label = f"MARK {c.after}"
+            label = f"MARK {c.after:#x}"
         elif k in (ChangeKind.ENCAP, ChangeKind.DECAP):
             label = f"{k.value.upper()} VNI {c.vni}"
         elif k is ChangeKind.DROP:

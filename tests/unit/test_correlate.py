@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flowviz.correlate import Correlator
 from flowviz.filter import FlowFilter
-from flowviz.model import ChangeKind as K, HopEvent
+from flowviz.model import ChangeKind as K, Endpoint, HopEvent
+from flowviz.render.changes import after_text, change_json, change_text
 from flowviz.samples import MAC, rewrite, tcp_frame, udp_frame, vxlan_frame
 
 A, B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
@@ -33,7 +34,7 @@ def test_veth_then_bridge_then_deliver():
     assert len(js) == 1
     assert kinds(js[0]) == [(), (K.VETH,), (K.BRIDGE,), (K.VETH, K.DELIVER)]
     assert js[0].path == ["c1/eth0", "host/vethA", "host/vethB", "c2/eth0"]
-    assert js[0].hops[3].changes[-1].after == "10.0.0.2:80"
+    assert js[0].hops[3].changes[-1].after == Endpoint("10.0.0.2", 80)
 
 
 def test_route_dnat_snat_and_mark():
@@ -42,10 +43,13 @@ def test_route_dnat_snat_and_mark():
     js = run([ev(0, "sbox/eth1", "rx", SYN, mark=0), ev(1, "sbox/eth0", "tx", routed, mark=0x11E)])
     ch = {c.kind: c for c in js[0].hops[1].changes}
     assert list(ch) == [K.ROUTE, K.DNAT, K.SNAT, K.MARK]
-    assert (ch[K.DNAT].before, ch[K.DNAT].after) == ("10.0.0.2:80", "172.18.0.2:8080")
-    assert (ch[K.SNAT].before, ch[K.SNAT].after) == ("10.0.0.1:40000", "10.255.0.3:1111")
-    assert (ch[K.MARK].before, ch[K.MARK].after) == ("0x0", "0x11e")
-    assert (ch[K.ROUTE].before, ch[K.ROUTE].after) == ("ttl 64", "ttl 63")
+    assert (ch[K.DNAT].before, ch[K.DNAT].after) == (Endpoint("10.0.0.2", 80), Endpoint("172.18.0.2", 8080))
+    assert (ch[K.SNAT].before, ch[K.SNAT].after) == (Endpoint("10.0.0.1", 40000), Endpoint("10.255.0.3", 1111))
+    assert (ch[K.MARK].before, ch[K.MARK].after) == (0, 0x11E)
+    assert (ch[K.ROUTE].before, ch[K.ROUTE].after) == (64, 63)
+    # and as people and JSON see them
+    assert change_json(ch[K.MARK])["to"] == "0x11e" and change_text(ch[K.ROUTE]) == "route ttl 64→63"
+    assert change_text(ch[K.DNAT]) == "dnat 10.0.0.2:80→172.18.0.2:8080"
 
 
 def test_mark_scrubbed_by_a_namespace_crossing_is_not_a_change():
@@ -60,7 +64,8 @@ def test_vxlan_encap_and_decap():
     assert len(js) == 1
     h = js[0].hops
     assert h[1].changes[0].kind is K.ENCAP and h[1].changes[0].vni == 4096
-    assert "192.168.21.193:4789" in h[1].changes[0].after
+    assert h[1].changes[0].after.dst == "192.168.21.193" and h[1].changes[0].after.dport == 4789
+    assert "192.168.21.193:4789" in after_text(h[1].changes[0])
     assert h[2].transition.kinds() == (K.VETH,)
     assert h[3].changes[0].kind is K.DECAP and h[3].changes[0].vni == 4096
 

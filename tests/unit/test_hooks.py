@@ -12,7 +12,7 @@ from importlib import resources
 
 from flowviz.annotations import BridgeNote, IpvsNote, NatNote, Tuple5, VxlanNote, notes_decode, notes_encode
 from flowviz.correlate import Correlator
-from flowviz.model import ChangeKind as K, HopEvent
+from flowviz.model import ChangeKind as K, Endpoint, HopEvent
 from flowviz.render.jsonl import hop_object
 from flowviz.render.text import journey_lines
 from flowviz.sources import hooks
@@ -149,7 +149,8 @@ def test_the_ipvs_decision_is_its_own_change_kind():
     kinds = hop.transition.kinds()
     assert K.IPVS in kinds and K.DNAT not in kinds and K.SNAT in kinds
     ipvs = next(c for c in hop.changes if c.kind is K.IPVS)
-    assert ipvs.note == IPVS_NOTE and (ipvs.before, ipvs.after) == ("172.18.0.2:20229", "10.255.0.33:20229")
+    assert ipvs.note == IPVS_NOTE
+    assert (ipvs.before, ipvs.after) == (Endpoint("172.18.0.2", 20229), Endpoint("10.255.0.33", 20229))
     assert next(c for c in hop.changes if c.kind is K.SNAT).note == SNAT_NOTE
     # and the same sightings without notes stay a dnat
     plain = list(Correlator().run(sightings_plain()))[0]

@@ -49,9 +49,9 @@ from pathlib import Path  # noqa: E402
 LAYERS = [
     {"errors", "paths", "reference", "sanitize", "model"},
     {"annotations", "netns", "decode", "pcapfile", "filter"},
-    {"correlate", "explain", "samples"},
+    {"correlate", "samples"},
     {"topology", "render"},
-    {"sources"},
+    {"sources", "explain"},
     {"lab", "tui"},
     {"follow"},
     {"cli"},
