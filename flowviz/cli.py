@@ -141,11 +141,10 @@ def _writer(mode: str):
 
 
 def _print_plain(source, correlator, mode: str) -> None:
-    from .sources import journeys
+    from .pipeline import Pipeline
     w = _writer(mode)
     try:
-        for j in journeys(source, correlator):
-            w.journey(j)
+        Pipeline(source, correlator, [w]).run()
     finally:
         w.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from contextlib import contextmanager
 
 from .correlate import Correlator
@@ -57,6 +56,7 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
 
 
 def _plain(source, correlator: Correlator, mode: str, recorder, count, duration) -> int:
+    from .pipeline import Pipeline
     from .render.jsonl import JsonLinesWriter
     from .render.text import TextWriter
     out = JsonLinesWriter(sys.stdout) if mode == "json" else TextWriter(sys.stdout)
@@ -64,50 +64,41 @@ def _plain(source, correlator: Correlator, mode: str, recorder, count, duration)
         print(f"flowviz: {note}", file=sys.stderr)
     print(f"flowviz: following {source.filter.describe()} on {', '.join(source.attached)} (^C to stop)",
           file=sys.stderr, flush=True)
-    deadline = time.monotonic() + duration if duration else None
-    written = 0
-    lost_seen, lost_checked = 0, time.monotonic()
+    lost_seen = 0
 
-    def emit(journeys) -> bool:
-        nonlocal written
-        for j in journeys:
-            out.journey(j)
-            if recorder is not None:
-                recorder.journey(j)
-            written += 1
-            if count and written >= count:
-                return True
-        sys.stdout.flush()
-        return False
+    def report_lost() -> None:
+        nonlocal lost_seen
+        lost = source.lost
+        if lost > lost_seen:
+            print(f"flowviz: {lost - lost_seen} sightings lost (ring buffer full): journeys may miss hops",
+                  file=sys.stderr)
+            lost_seen = lost
 
+    sinks = [out] + ([recorder] if recorder is not None else []) + [_Flush()]
+    pipeline = Pipeline(source, correlator, sinks, count=count, duration=duration, tick=report_lost,
+                        tick_s=LOST_REPORT_EVERY_S)
     try:
-        with _stop_on_signals(source):
-            for ev in source.events():
-                done = emit(correlator.expire(source.now_ns()) if ev is None else correlator.feed(ev))
-                now = time.monotonic()
-                if now - lost_checked >= LOST_REPORT_EVERY_S:
-                    lost_checked = now
-                    lost = source.lost
-                    if lost > lost_seen:
-                        print(f"flowviz: {lost - lost_seen} sightings lost (ring buffer full): "
-                              f"journeys may miss hops", file=sys.stderr)
-                        lost_seen = lost
-                if done or (deadline is not None and now >= deadline):
-                    break
-        if not (count and written >= count):
-            emit(correlator.flush())
+        with _stop_on_signals(pipeline):
+            pipeline.run()
     finally:
         source.close()
         out.close()
     return _report_lost(source)
 
 
+class _Flush:
+    """A sink that shows each journey at once (stdout may be a pipe, which buffers)."""
+
+    def journey(self, _j) -> None:
+        sys.stdout.flush()
+
+
 @contextmanager
-def _stop_on_signals(source):
-    """^C and SIGTERM ask the source to stop instead of raising: raised inside bcc's ring-buffer
+def _stop_on_signals(pipeline):
+    """^C and SIGTERM ask the pipeline to stop instead of raising: raised inside bcc's ring-buffer
     callback an exception would be swallowed by ctypes and the follow would never end."""
     def handler(signum, frame):
-        source.stop()
+        pipeline.stop()
     saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

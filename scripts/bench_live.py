@@ -117,6 +117,7 @@ def bench_capacity(rates: list[int], seconds: float) -> None:
     import gc
     from flowviz.correlate import Correlator
     from flowviz.filter import FlowFilter
+    from flowviz.pipeline import Pipeline
     from flowviz.render.jsonl import JsonLinesWriter
     from flowviz.sources.live import LiveSource
 
@@ -130,21 +131,21 @@ def bench_capacity(rates: list[int], seconds: float) -> None:
         src = LiveSource(flt)
         corr = Correlator(flt=flt, window_ns=500_000_000)
         out = JsonLinesWriter(open(os.devnull, "w"))
-        counted = 0
         try:
             sender = subprocess.Popen([sys.executable, "-c", SENDER, str(rate), str(seconds), SWARM.netns,
                                        SWARM.addr, str(SWARM.port)], stdout=subprocess.PIPE, text=True)
             t0 = time.perf_counter()
             drain_until = None
-            for ev in src.events():   # None now and then when nothing came: time to look around
-                if ev is not None:
-                    counted += 1
-                    for j in corr.feed(ev):
-                        out.journey(j)
+
+            def tick():   # once the sender is done, half a second more to drain the ring buffer
+                nonlocal drain_until
                 if drain_until is None and sender.poll() is not None:
                     drain_until = time.perf_counter() + 0.5
                 if drain_until is not None and time.perf_counter() >= drain_until:
-                    break
+                    pipeline.stop()
+            pipeline = Pipeline(src, corr, [out], tick=tick, tick_s=0.05)
+            pipeline.run()
+            counted = src.delivered
             elapsed = time.perf_counter() - t0
             sent, send_time = sender.stdout.read().split()
             lost = src.lost

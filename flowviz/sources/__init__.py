@@ -2,7 +2,7 @@
 
 A source's :meth:`Source.events` yields :class:`~flowviz.model.HopEvent` s,
 and a live source may also yield ``None`` when nothing happened for a while,
-so the consumer can let idle journeys finish (:func:`journeys`).
+so the consumer can let idle journeys finish (:class:`flowviz.pipeline.Pipeline`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Protocol
 
-from ..correlate import Correlator
 from ..errors import FlowvizError
-from ..model import HopEvent, Journey
+from ..model import HopEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +45,3 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release everything the source holds (BPF programs, files)."""
-
-
-def journeys(source: Source, correlator: Correlator) -> Iterator[Journey]:
-    """Run a source through a correlator, yielding each journey once it is finished."""
-    for ev in source.events():
-        if ev is None:
-            yield from correlator.expire(source.now_ns())
-        else:
-            yield from correlator.feed(ev)
-    yield from correlator.flush()

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Callable, Optional
 
 from ..correlate import Correlator
+from ..pipeline import Pipeline
 from .messages import JourneysReady, SourceFinished, StatusChanged
 
 
@@ -26,31 +27,30 @@ class Feeder(threading.Thread):
                  batch_s: float = 0.3, status_s: float = 0.5):
         super().__init__(name="flowviz-feeder", daemon=True)
         self.source = source
-        self.correlator = correlator
         self.post = post
-        self.recorder = recorder
-        self.count = count
-        self.deadline = time.monotonic() + duration if duration else None
+        self.pipeline = Pipeline(source, correlator, [recorder] if recorder is not None else [],
+                                 count=count, duration=duration)
         self.batch_s = batch_s
         self.status_s = status_s
-        self.delivered = 0
         self.outbox: deque = deque()
-        self._stopping = threading.Event()
+
+    @property
+    def delivered(self) -> int:
+        """Journeys handed to the app so far."""
+        return self.pipeline.taken
 
     def stop(self) -> None:
-        self._stopping.set()
-        self.source.stop()
+        self.pipeline.stop()
 
     def run(self) -> None:
         last_batch = last_status = time.monotonic()
         problems: list[str] = []
         try:
-            for n, ev in enumerate(self.source.events()):
+            for n, finished in enumerate(self.pipeline.steps()):
                 if n % YIELD_EVERY == 0:
                     time.sleep(0)   # let the UI thread take the GIL if it is waiting (key presses)
-                out = self.correlator.expire(self.source.now_ns()) if ev is None else self.correlator.feed(ev)
-                if out:
-                    self.outbox.extend(self._take(out))
+                if finished:
+                    self.outbox.extend(finished)
                 now = time.monotonic()
                 if self.outbox and now - last_batch >= self.batch_s:
                     self.post(JourneysReady())
@@ -58,10 +58,6 @@ class Feeder(threading.Thread):
                 if now - last_status >= self.status_s:
                     self.post(StatusChanged(self.source.status()))
                     last_status = now
-                if self._stopping.is_set() or self._full() or (self.deadline is not None and now >= self.deadline):
-                    break
-            if not self._full():
-                self.outbox.extend(self._take(self.correlator.flush()))
         except Exception as e:   # shown in the app's status line instead of killing the UI thread
             problems.append(f"{type(e).__name__}: {e}")
         finally:
@@ -69,17 +65,3 @@ class Feeder(threading.Thread):
             problems += [str(p) for p in getattr(self.source, "problems", [])]
             self.post(StatusChanged(self.source.status()))
             self.post(SourceFinished(problems))
-
-    def _full(self) -> bool:
-        return self.count is not None and self.delivered >= self.count
-
-    def _take(self, journeys) -> list:
-        out = []
-        for j in journeys:
-            if self._full():
-                break
-            if self.recorder is not None:
-                self.recorder.journey(j)
-            out.append(j)
-            self.delivered += 1
-        return out

@@ -50,7 +50,7 @@ LAYERS = [
     {"errors", "paths", "reference", "sanitize", "model"},
     {"annotations", "netns", "decode", "pcapfile", "filter"},
     {"correlate", "samples"},
-    {"topology", "render"},
+    {"topology", "render", "pipeline"},
     {"sources", "explain"},
     {"lab", "tui"},
     {"follow"},

@@ -1,0 +1,85 @@
+"""Source → correlator → sinks: the one loop that drives every output.
+
+``flowviz replay`` (text, JSON), ``follow`` (text, JSON, the TUI's feeder thread)
+and the benchmarks all run a source through a correlator the same way:
+
+* a sighting goes to :meth:`Correlator.feed`; ``None`` (a live source with
+  nothing to say) lets idle journeys finish through :meth:`Correlator.expire`;
+* every finished journey goes to each sink (``journey(j)``: a writer, a
+  recorder) and is counted;
+* it stops when the source ends, when ``count`` journeys were taken, when
+  ``duration`` seconds have passed, or on :meth:`stop` (a signal handler, the
+  UI); then the journeys still open are finished too (unless ``count`` was
+  reached: those would be more than asked for);
+* ``tick`` is called about every ``tick_s`` seconds (lost-event reports,
+  the status line).
+
+:meth:`steps` yields after every sighting, with the journeys it finished (often
+none), so a caller with more to do between sightings (the TUI's feeder) keeps
+control; :meth:`run` just drives it to the end.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Iterator, Optional
+
+from .correlate import Correlator
+from .model import Journey
+
+
+class Pipeline:
+    def __init__(self, source, correlator: Correlator, sinks: Iterable = (), *, count: Optional[int] = None,
+                 duration: Optional[float] = None, tick: Optional[Callable[[], None]] = None,
+                 tick_s: float = 1.0):
+        self.source = source
+        self.correlator = correlator
+        self.sinks = list(sinks)
+        self.count = count
+        self.deadline = time.monotonic() + duration if duration else None
+        self.tick = tick
+        self.tick_s = tick_s
+        self.taken = 0            #: journeys handed to the sinks so far
+        self._stopping = False
+
+    @property
+    def full(self) -> bool:
+        return self.count is not None and self.taken >= self.count
+
+    def stop(self) -> None:
+        """End soon: from another thread or a signal handler (the source stops producing too)."""
+        self._stopping = True
+        self.source.stop()
+
+    def steps(self) -> Iterator[list[Journey]]:
+        """The journeys each sighting finished (a list per sighting, often empty), then the rest."""
+        correlator, source = self.correlator, self.source
+        last_tick = time.monotonic()
+        for ev in source.events():
+            out = correlator.expire(source.now_ns()) if ev is None else correlator.feed(ev)
+            yield self._take(out) if out else out
+            now = time.monotonic()
+            if self.tick is not None and now - last_tick >= self.tick_s:
+                last_tick = now
+                self.tick()
+            if self._stopping or self.full or (self.deadline is not None and now >= self.deadline):
+                break
+        if not self.full:
+            yield self._take(correlator.flush())
+
+    def run(self) -> int:
+        """Drive the pipeline to its end; the number of journeys taken."""
+        for _ in self.steps():
+            pass
+        return self.taken
+
+    def _take(self, journeys: list[Journey]) -> list[Journey]:
+        out = []
+        for j in journeys:
+            if self.full:
+                break
+            for sink in self.sinks:
+                sink.journey(j)
+            out.append(j)
+            self.taken += 1
+        return out
