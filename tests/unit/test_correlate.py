@@ -160,7 +160,7 @@ def test_idle_ticks_do_not_sweep_connections_each_time(monkeypatch):
     monkeypatch.setattr(corr, "SWEEP_EVERY", 10)
     c = Correlator()
     sweeps = []
-    monkeypatch.setattr(c, "_sweep_conns", lambda: sweeps.append(c.events))
+    monkeypatch.setattr(c.conns, "sweep", lambda now: sweeps.append(c.events))
     for i in range(10):
         c.feed(ev(i, "c1/eth0", "tx", tcp_frame(A, B, "10.0.0.1", "10.0.0.2", 40000 + i, 80, ip_id=i)))
     assert sweeps == [10]

@@ -1,0 +1,93 @@
+"""Sightings → journeys: which events are one packet, and what each hop changed.
+
+The work is split by job: :mod:`.identity` (what makes two sightings one packet),
+:mod:`.journeys` (open journeys, how a sighting finds its own, when one is done),
+:mod:`.conns` (connections: direction, which request a reply answers) and
+:mod:`.transitions` (naming what changed between two sightings). :class:`Correlator`
+orchestrates them and holds the one clock: stream time, the newest sighting's.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional
+
+from ..decode import decode
+from ..filter import FlowFilter
+from ..model import FREE, REPLY, HopEvent, Journey
+from .conns import Connections, request_of
+from .identity import flow_tuple, identity
+from .journeys import Open, OpenJourneys
+from .transitions import Topology, classify, hops
+
+__all__ = ["Correlator", "Topology", "classify", "flow_tuple", "identity", "DEFAULT_WINDOW_NS"]
+
+DEFAULT_WINDOW_NS = 1_000_000_000   # a hop more than 1 s after the last is another packet
+SWEEP_EVERY = 20_000                # events between sweeps of idle connections
+
+
+class Correlator:
+    """Feed HopEvents in (roughly) time order; get finished Journeys back."""
+
+    def __init__(self, *, flt: Optional[FlowFilter] = None, window_ns: int = DEFAULT_WINDOW_NS,
+                 topology: Optional[Topology] = None):
+        self.filter = flt if flt is not None and not flt.empty else None
+        self.window = window_ns
+        self.topology = topology
+        self.journeys = OpenJourneys(window_ns)
+        self.conns = Connections()
+        self.events = 0
+        self._now = 0
+        self._swept_at = 0   # self.events at the last sweep of idle connections
+
+    def feed(self, ev: HopEvent) -> list[Journey]:
+        """Take one sighting; return the journeys that finished because time moved on."""
+        self.events += 1
+        if ev.dir == FREE:
+            self.journeys.skb_ended(ev.skb)
+            return self._expire(ev.ts_ns)
+        ev, owner = self.journeys.owner(ev)
+        frame = decode(ev.data, ev.linktype)
+        key = identity(frame)
+        j, duplicate = self.journeys.match(ev, key, owner)
+        if duplicate:
+            return self._expire(ev.ts_ns)
+        if j is None:
+            jid = self.journeys.next_id()
+            conn, direction = self.conns.join(jid, frame, ev.ts_ns)
+            j = self.journeys.start(jid, conn, direction, ev.ts_ns)
+        self.journeys.add(j, ev, frame, key)
+        self.conns.note(j.conn, j.direction, frame, j.last_ts)
+        if self.filter is not None and not j.conn.matched and self.filter.matches(frame):
+            j.conn.matched = True
+        return self._expire(ev.ts_ns)
+
+    def expire(self, now_ns: int) -> list[Journey]:
+        """Finish journeys idle since before ``now_ns - window`` (live: call on a timer)."""
+        return self._expire(now_ns)
+
+    def flush(self) -> list[Journey]:
+        """End of input: finish every open journey."""
+        return [done for done in map(self._finish, self.journeys.drain()) if done is not None]
+
+    def run(self, events: Iterable[HopEvent]) -> Iterator[Journey]:
+        """All journeys of a finite stream, each as soon as it is finished."""
+        for ev in events:
+            yield from self.feed(ev)
+        yield from self.flush()
+
+    def _expire(self, now: int) -> list[Journey]:
+        if now > self._now:
+            self._now = now
+        # every SWEEP_EVERY events, not on every idle tick that finds the count on a multiple
+        if self.events - self._swept_at >= SWEEP_EVERY:
+            self._swept_at = self.events
+            self.conns.sweep(self._now)
+        idle = self.journeys.idle(self._now - self.window)
+        return [done for done in map(self._finish, idle) if done is not None]
+
+    def _finish(self, j: Open) -> Optional[Journey]:
+        if self.filter is not None and not j.conn.matched:
+            return None
+        path = hops(j.events, j.frames, self.topology, j.ended)
+        reply_to = request_of(j.conn, j.id, j.first_ts, path[0].frame) if j.direction == REPLY else None
+        return Journey(j.id, path, j.conn.id, j.direction, reply_to)

@@ -1,0 +1,139 @@
+"""Open journeys: the packets still collecting sightings, how a sighting finds its packet,
+and when a packet is done.
+
+A sighting joins a journey by its skb address while that skb lives (a FREE or DROP event
+ends it; an address that turns up with another packet's identity is a reuse), else by
+identity (flowviz.correlate.identity) within ``window`` of stream time. A journey ends when
+no sighting joins it for ``window``; it is then taken out of every index.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Optional
+
+from ..model import DROP, Frame, HopEvent
+from .conns import Conn
+from .identity import seen_before
+
+
+class Open:
+    """A journey still collecting hops."""
+
+    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "first_ts", "seen", "keys")
+
+    def __init__(self, jid: int, conn: Conn, direction: str, ts: int):
+        self.id = jid
+        self.events: list[HopEvent] = []
+        self.frames: list[Frame] = []
+        self.last_ts = ts
+        self.first_ts = ts
+        self.conn = conn
+        self.direction = direction
+        self.ended = False   # dropped: nothing joins it any more
+        self.seen: dict = {}  # (netns, ifname, dir) → the last event there
+        self.keys: set = set()  # identities it is indexed under
+
+
+class OpenJourneys:
+    def __init__(self, window_ns: int):
+        self.window = window_ns
+        self._open: "OrderedDict[int, Open]" = OrderedDict()   # oldest activity first
+        self._by_skb: dict[int, Open] = {}
+        self._by_key: dict = {}
+        self._next_id = 1
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def skb_ended(self, skb: Optional[int]) -> None:
+        """The skb's life ended: its address may now hold another packet."""
+        if skb is not None:
+            self._by_skb.pop(skb, None)
+
+    def owner(self, ev: HopEvent) -> tuple[HopEvent, Optional[Open]]:
+        """The journey that owns this sighting's skb, if any (and the sighting, placed)."""
+        j = self._by_skb.get(ev.skb) if ev.skb is not None else None
+        if ev.dir == DROP and not ev.ifindex and j is not None:
+            # freed where no device is attached any more (a socket, say): it was dropped
+            # after its last sighting, so that is where it ends
+            last = j.events[-1]
+            ev = ev._replace(netns=last.netns, netns_id=last.netns_id, ifindex=last.ifindex, ifname=last.ifname,
+                             mode=last.mode, data=ev.data or last.data, linktype=last.linktype)
+        return ev, j
+
+    def match(self, ev: HopEvent, key, j: Optional[Open]) -> tuple[Optional[Open], bool]:
+        """(the journey this sighting joins, or None for a new one; True: it is a duplicate sighting)."""
+        if j is not None and key is not None and j.keys and key not in j.keys:
+            # the address now holds another packet: its end was not seen (lost, or a
+            # recording, which carries no end-of-life events)
+            j = None
+        if j is not None:
+            last = j.events[-1]
+            # the same skb reported twice on one device (netif_rx + receive)
+            return j, last.ifname == ev.ifname and last.netns == ev.netns and last.dir == ev.dir
+        if key is None:
+            return None, False
+        cand = self._by_key.get(key)
+        if cand is None or cand.ended or ev.ts_ns - cand.last_ts > self.window:
+            return None, False
+        verdict = seen_before(cand.seen, ev, (ev.netns, ev.ifname, ev.dir))
+        if verdict == "duplicate":
+            return cand, True
+        return (None if verdict == "new" else cand), False
+
+    def next_id(self) -> int:
+        jid = self._next_id
+        self._next_id += 1
+        return jid
+
+    def start(self, jid: int, conn: Conn, direction: str, ts: int) -> Open:
+        j = Open(jid, conn, direction, ts)
+        self._open[jid] = j
+        return j
+
+    def add(self, j: Open, ev: HopEvent, frame: Frame, key) -> None:
+        j.events.append(ev)
+        j.frames.append(frame)
+        j.seen[(ev.netns, ev.ifname, ev.dir)] = ev
+        if ev.ts_ns > j.last_ts:
+            j.last_ts = ev.ts_ns
+        self._open.move_to_end(j.id)
+        if key is not None:
+            self._by_key[key] = j
+            j.keys.add(key)
+        if ev.skb is not None:
+            if ev.dir == DROP:
+                self._by_skb.pop(ev.skb, None)
+            else:
+                self._by_skb[ev.skb] = j
+        if ev.dir == DROP:
+            j.ended = True
+
+    def idle(self, limit: int) -> list[Open]:
+        """Take out the journeys with no sighting since before ``limit`` (stream time)."""
+        out = []
+        while self._open:
+            j = next(iter(self._open.values()))
+            if j.last_ts >= limit:
+                break
+            del self._open[j.id]
+            self._unindex(j)
+            out.append(j)
+        return out
+
+    def drain(self) -> list[Open]:
+        """Take out every open journey (end of input)."""
+        out = list(self._open.values())
+        self._open.clear()
+        self._by_skb.clear()
+        self._by_key.clear()
+        return out
+
+    def _unindex(self, j: Open) -> None:
+        for ev in j.events:
+            if ev.skb is not None and self._by_skb.get(ev.skb) is j:
+                del self._by_skb[ev.skb]
+        for key in j.keys:
+            if self._by_key.get(key) is j:
+                del self._by_key[key]
