@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from .errors import BadCapture
 from .model import KNOWN_LINKTYPES
+from .sanitize import safe
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -167,90 +168,110 @@ def _read_pcapng(path: str, buf) -> Iterator[Record]:
         return BadCapture(path, problem, partial=count > 0)
 
     while off < n:
-        if off + 12 > n:
-            raise fail(f"truncated block header at byte {off}")
-        btype_le = struct.unpack_from("<I", buf, off)[0]
-        if btype_le == PCAPNG_SHB:
-            bom = struct.unpack_from("<I", buf, off + 8)[0]
-            if bom == PCAPNG_BOM:
-                bo = "<"
-            elif bom == 0x4D3C2B1A:
-                bo = ">"
-            else:
-                raise fail(f"bad section header byte-order magic at byte {off}")
-            sec = _Section(bo)
-        elif sec is None:
-            raise fail("pcapng file does not start with a section header block")
+        sec, btype, blen = _block_header(buf, off, n, sec, fail)
         bo = sec.bo
-        btype, blen = struct.unpack_from(bo + "II", buf, off)
-        if blen < 12 or blen % 4:
-            raise fail(f"block at byte {off} has an impossible length {blen}")
-        if blen > MAX_RECORD:
-            raise fail(f"block at byte {off} claims {blen} bytes")
-        if off + blen > n:
-            raise fail(f"truncated block at byte {off} ({blen} bytes announced, {n - off} left)")
         body, end = off + 8, off + blen - 4
+        rec = None
         if btype == BT_IDB:
-            if end - body < 8:
-                raise fail(f"short interface description block at byte {off}")
-            linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, body)
-            name = desc = None
-            units, tsoff = 1_000_000, 0
-            for code, value in _options(buf, body + 8, end, bo):
-                if code == IF_NAME:
-                    name = _text(value)
-                elif code == IF_DESCRIPTION:
-                    desc = _text(value)
-                elif code == IF_TSRESOL and value:
-                    r = value[0]
-                    units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
-                elif code == IF_TSOFFSET and len(value) == 8:
-                    tsoff = struct.unpack(bo + "q", value)[0]
-            idx = len(sec.ifaces)
-            if linktype not in KNOWN_LINKTYPES:
-                raise fail(f"interface {idx} ({name or 'unnamed'}) has link type {linktype}, "
-                           f"which flowviz cannot decode")
-            sec.ifaces.append(Interface(idx, linktype, name, desc, snaplen))
-            sec.units.append(units)
-            sec.offsets.append(tsoff)
+            _interface(sec, buf, off, body, end, fail)
         elif btype == BT_EPB or btype == BT_OPB:
-            if btype == BT_EPB:
-                if end - body < 20:
-                    raise fail(f"short packet block at byte {off}")
-                if_id, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "IIIII", buf, body)
-                data_off = body + 20
-            else:
-                if end - body < 20:
-                    raise fail(f"short packet block at byte {off}")
-                if_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "HHIIII", buf, body)
-                data_off = body + 20
-            if if_id >= len(sec.ifaces):
-                raise fail(f"packet at byte {off} names interface {if_id}, which was never described")
-            if data_off + caplen > end:
-                raise fail(f"packet at byte {off} claims {caplen} bytes, more than its block holds")
-            comment = direction = None
-            for code, value in _options(buf, data_off + ((caplen + 3) & ~3), end, bo):
-                if code == OPT_COMMENT:
-                    comment = _text(value) if comment is None else comment + "\n" + _text(value)
-                elif code == EPB_FLAGS and btype == BT_EPB and len(value) == 4:
-                    direction = DIR_FROM_FLAGS.get(struct.unpack(bo + "I", value)[0] & 3)
-            ts = (ts_hi << 32) | ts_lo
-            units = sec.units[if_id]
-            ts_ns = ts * (1_000_000_000 // units) if 1_000_000_000 % units == 0 else ts * 1_000_000_000 // units
-            ts_ns += sec.offsets[if_id] * 1_000_000_000
-            count += 1
-            yield Record(ts_ns, sec.ifaces[if_id], bytes(buf[data_off:data_off + caplen]), orig, comment, direction)
+            rec = _packet(sec, btype, buf, off, body, end, fail)
         elif btype == BT_SPB:
-            if not sec.ifaces:
-                raise fail(f"simple packet block at byte {off} before any interface")
-            orig = struct.unpack_from(bo + "I", buf, body)[0]
-            caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
+            rec = _simple_packet(sec, buf, off, body, end, fail)
+        if rec is not None:
             count += 1
-            yield Record(0, sec.ifaces[0], bytes(buf[body + 4:body + 4 + caplen]), orig)
+            yield rec
         # every other block (statistics, name resolution, secrets, custom) is skipped
         if struct.unpack_from(bo + "I", buf, end)[0] != blen:
             raise fail(f"block at byte {off}: trailing length does not match")
         off += blen
+
+
+def _block_header(buf, off: int, n: int, sec: Optional["_Section"], fail) -> tuple["_Section", int, int]:
+    """The section in force (a section header block starts a new one), the block's type and length."""
+    if off + 12 > n:
+        raise fail(f"truncated block header at byte {off}")
+    if struct.unpack_from("<I", buf, off)[0] == PCAPNG_SHB:
+        bom = struct.unpack_from("<I", buf, off + 8)[0]
+        if bom == PCAPNG_BOM:
+            sec = _Section("<")
+        elif bom == 0x4D3C2B1A:
+            sec = _Section(">")
+        else:
+            raise fail(f"bad section header byte-order magic at byte {off}")
+    elif sec is None:
+        raise fail("pcapng file does not start with a section header block")
+    btype, blen = struct.unpack_from(sec.bo + "II", buf, off)
+    if blen < 12 or blen % 4:
+        raise fail(f"block at byte {off} has an impossible length {blen}")
+    if blen > MAX_RECORD:
+        raise fail(f"block at byte {off} claims {blen} bytes")
+    if off + blen > n:
+        raise fail(f"truncated block at byte {off} ({blen} bytes announced, {n - off} left)")
+    return sec, btype, blen
+
+
+def _interface(sec: "_Section", buf, off: int, body: int, end: int, fail) -> None:
+    """An interface description block: the interface, its time unit and offset."""
+    bo = sec.bo
+    if end - body < 8:
+        raise fail(f"short interface description block at byte {off}")
+    linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, body)
+    name = desc = None
+    units, tsoff = 1_000_000, 0
+    for code, value in _options(buf, body + 8, end, bo):
+        if code == IF_NAME:
+            name = _text(value)
+        elif code == IF_DESCRIPTION:
+            desc = _text(value)
+        elif code == IF_TSRESOL and value:
+            r = value[0]
+            units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
+        elif code == IF_TSOFFSET and len(value) == 8:
+            tsoff = struct.unpack(bo + "q", value)[0]
+    idx = len(sec.ifaces)
+    if linktype not in KNOWN_LINKTYPES:
+        raise fail(f"interface {idx} ({safe(name) if name else 'unnamed'}) has link type {linktype}, "
+                   f"which flowviz cannot decode")
+    sec.ifaces.append(Interface(idx, linktype, name, desc, snaplen))
+    sec.units.append(units)
+    sec.offsets.append(tsoff)
+
+
+def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fail) -> Record:
+    """An enhanced (or obsolete) packet block, with its comments and direction flags."""
+    bo = sec.bo
+    if end - body < 20:
+        raise fail(f"short packet block at byte {off}")
+    if btype == BT_EPB:
+        if_id, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "IIIII", buf, body)
+    else:
+        if_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "HHIIII", buf, body)
+    data_off = body + 20
+    if if_id >= len(sec.ifaces):
+        raise fail(f"packet at byte {off} names interface {if_id}, which was never described")
+    if data_off + caplen > end:
+        raise fail(f"packet at byte {off} claims {caplen} bytes, more than its block holds")
+    comment = direction = None
+    for code, value in _options(buf, data_off + ((caplen + 3) & ~3), end, bo):
+        if code == OPT_COMMENT:
+            comment = _text(value) if comment is None else comment + "\n" + _text(value)
+        elif code == EPB_FLAGS and btype == BT_EPB and len(value) == 4:
+            direction = DIR_FROM_FLAGS.get(struct.unpack(bo + "I", value)[0] & 3)
+    ts = (ts_hi << 32) | ts_lo
+    units = sec.units[if_id]
+    ts_ns = ts * (1_000_000_000 // units) if 1_000_000_000 % units == 0 else ts * 1_000_000_000 // units
+    ts_ns += sec.offsets[if_id] * 1_000_000_000
+    return Record(ts_ns, sec.ifaces[if_id], bytes(buf[data_off:data_off + caplen]), orig, comment, direction)
+
+
+def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) -> Record:
+    """A simple packet block: the first interface's, no timestamp."""
+    if not sec.ifaces:
+        raise fail(f"simple packet block at byte {off} before any interface")
+    orig = struct.unpack_from(sec.bo + "I", buf, body)[0]
+    caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
+    return Record(0, sec.ifaces[0], bytes(buf[body + 4:body + 4 + caplen]), orig)
 
 
 # --- writing ----------------------------------------------------------------
