@@ -193,6 +193,108 @@ static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
 }
 #endif
 
+/* What a sighting reads of the skb and its device. */
+struct fv_skb {
+    void *dev;
+    unsigned char *head, *data;
+    __u32 netns, ifindex, len, data_len, mark;
+    __u16 mac, nh, proto;
+};
+
+static __always_inline void fv_read_skb(void *skb, struct fv_skb *s)
+{
+    void *net = 0;
+    FV_READ(s->dev, skb, FV_SKB_DEV);
+    if (s->dev) {
+        FV_READ(s->ifindex, s->dev, FV_DEV_IFINDEX);
+        FV_READ(net, s->dev, FV_DEV_ND_NET);
+        if (net)
+            FV_READ(s->netns, net, FV_NET_INUM);
+    }
+    FV_READ(s->head, skb, FV_SKB_HEAD);
+    FV_READ(s->data, skb, FV_SKB_DATA);
+    FV_READ(s->mac, skb, FV_SKB_MAC_HEADER);
+    FV_READ(s->nh, skb, FV_SKB_NETWORK_HEADER);
+    FV_READ(s->proto, skb, FV_SKB_PROTOCOL);
+    FV_READ(s->len, skb, FV_SKB_LEN);
+    FV_READ(s->data_len, skb, FV_SKB_DATA_LEN);
+    FV_READ(s->mark, skb, FV_SKB_MARK);
+}
+
+/* Is this sighting followed? A tracked skb always is; an untracked one when its outer or
+ * VXLAN-inner headers match the filter, or its tuple is a followed flow's (a reply, a later
+ * packet). A followed sighting's tuple joins fv_flows, so NAT-rewritten tuples are in too. */
+static __always_inline int fv_wanted(struct fv_skb *s, int tracked)
+{
+#ifdef FV_ALL
+    return 1;
+#else
+    __u8 one = 1;
+    struct fv_level outer = {}, inner = {};
+    int levels = 0;
+    if (s->head && s->nh != 0xffff)
+        levels = fv_parse(s->head + s->nh, FV_NTOHS(s->proto), &outer, &inner);
+    struct fv_level *last = levels == 2 ? &inner : &outer;
+    struct fv_flow flow = {};
+    __builtin_memset(&flow, 0, sizeof(flow));
+    if (levels)
+        fv_flow_of(last, &flow);
+    if (!tracked) {
+#ifdef FV_NETNS
+        if (s->netns != FV_NETNS)
+            return 0;
+#endif
+        if (!levels)
+            return 0;
+        if (!fv_match(&outer) && !(levels == 2 && fv_match(&inner)) && !fv_flows.lookup(&flow))
+            return 0;
+    }
+    if (levels)
+        fv_flows.update(&flow, &one);
+    return 1;
+#endif
+}
+
+/* The event: where, what, and the packet's first bytes (the linear part only). */
+static __always_inline void fv_fill(struct fv_event *e, __u64 key, __u8 hook, __u32 reason, struct fv_skb *s)
+{
+    e->ts_ns = bpf_ktime_get_ns();
+    e->skb = key;
+    e->netns = s->netns;
+    e->ifindex = s->ifindex;
+    e->len = s->len;
+    e->mark = s->mark;
+    e->reason = reason;
+    e->cpu = bpf_get_smp_processor_id();
+    e->hook = hook;
+    e->ifname[0] = 0;
+    if (s->dev)
+        bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), s->dev + FV_DEV_NAME);
+
+    /* copy from the Ethernet header when there is one, else from the IP header */
+    unsigned char *start = 0;
+    e->l2 = 0;
+    if (s->head && s->mac != 0xffff && s->nh != 0xffff && s->nh >= s->mac + 14) {
+        start = s->head + s->mac;
+        e->l2 = 1;
+    } else if (s->head && s->nh != 0xffff) {
+        start = s->head + s->nh;
+    }
+    __u32 n = 0;
+    if (start && hook != FV_HOOK_FREE) {
+        /* only the linear part: a TCP segment's payload sits in page fragments, and the head
+         * buffer beyond the linear end holds whatever was there before */
+        __u64 avail = (__u64)(s->data - start) + (s->len - s->data_len);
+        n = avail < FV_SNAP ? (__u32)avail : FV_SNAP;
+        n &= 0xff;
+        if (n > FV_SNAP)
+            n = FV_SNAP;
+        if (bpf_probe_read_kernel(e->data, n, start) != 0)
+            n = 0;
+    }
+    e->caplen = n;
+}
+
 static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
 {
     __u64 key = (__u64)skb;
@@ -201,57 +303,10 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
     int ending = hook == FV_HOOK_DROP || hook == FV_HOOK_FREE;
     if (ending && !tracked)
         return 0;               /* only followed packets report their end */
-
-    void *dev = 0, *net = 0;
-    __u32 netns = 0, ifindex = 0, len = 0, data_len = 0, mark = 0;
-    unsigned char *head = 0, *data = 0;
-    __u16 mac = 0xffff, nh = 0xffff, proto = 0;
-    FV_READ(dev, skb, FV_SKB_DEV);
-    if (dev) {
-        FV_READ(ifindex, dev, FV_DEV_IFINDEX);
-        FV_READ(net, dev, FV_DEV_ND_NET);
-        if (net)
-            FV_READ(netns, net, FV_NET_INUM);
-    }
-    FV_READ(head, skb, FV_SKB_HEAD);
-    FV_READ(data, skb, FV_SKB_DATA);
-    FV_READ(mac, skb, FV_SKB_MAC_HEADER);
-    FV_READ(nh, skb, FV_SKB_NETWORK_HEADER);
-    FV_READ(proto, skb, FV_SKB_PROTOCOL);
-    FV_READ(len, skb, FV_SKB_LEN);
-    FV_READ(data_len, skb, FV_SKB_DATA_LEN);
-    FV_READ(mark, skb, FV_SKB_MARK);
-
-#ifndef FV_ALL
-    if (!ending) {
-        struct fv_level outer = {}, inner = {};
-        int levels = 0;
-        if (head && nh != 0xffff)
-            levels = fv_parse(head + nh, FV_NTOHS(proto), &outer, &inner);
-        struct fv_level *last = levels == 2 ? &inner : &outer;
-        struct fv_flow flow = {};
-        __builtin_memset(&flow, 0, sizeof(flow));
-        if (levels)
-            fv_flow_of(last, &flow);
-        if (!tracked) {
-            int wanted = 0;
-#ifdef FV_NETNS
-            if (netns == FV_NETNS)
-#endif
-            {
-                if (levels && (fv_match(&outer) || (levels == 2 && fv_match(&inner))))
-                    wanted = 1;
-                else if (levels && fv_flows.lookup(&flow))
-                    wanted = 1;   /* a reply or a later packet of a followed flow */
-            }
-            if (!wanted)
-                return 0;
-        }
-        if (levels)
-            fv_flows.update(&flow, &one);
-    }
-#endif
-
+    struct fv_skb s = {};
+    fv_read_skb(skb, &s);
+    if (!ending && !fv_wanted(&s, tracked))
+        return 0;
     if (ending)
         fv_tracked.delete(&key);
     else if (!tracked)
@@ -265,41 +320,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
             (*lost)++;
         return 0;
     }
-    e->ts_ns = bpf_ktime_get_ns();
-    e->skb = key;
-    e->netns = netns;
-    e->ifindex = ifindex;
-    e->len = len;
-    e->mark = mark;
-    e->reason = reason;
-    e->cpu = bpf_get_smp_processor_id();
-    e->hook = hook;
-    e->ifname[0] = 0;
-    if (dev)
-        bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev + FV_DEV_NAME);
-
-    /* copy from the Ethernet header when there is one, else from the IP header */
-    unsigned char *start = 0;
-    e->l2 = 0;
-    if (head && mac != 0xffff && nh != 0xffff && nh >= mac + 14) {
-        start = head + mac;
-        e->l2 = 1;
-    } else if (head && nh != 0xffff) {
-        start = head + nh;
-    }
-    __u32 n = 0;
-    if (start && hook != FV_HOOK_FREE) {
-        /* only the linear part: a TCP segment's payload sits in page fragments, and the head
-         * buffer beyond the linear end holds whatever was there before */
-        __u64 avail = (__u64)(data - start) + (len - data_len);
-        n = avail < FV_SNAP ? (__u32)avail : FV_SNAP;
-        n &= 0xff;
-        if (n > FV_SNAP)
-            n = FV_SNAP;
-        if (bpf_probe_read_kernel(e->data, n, start) != 0)
-            n = 0;
-    }
-    e->caplen = n;
+    fv_fill(e, key, hook, reason, &s);
     fv_events.ringbuf_submit(e, 0);
     return 0;
 }

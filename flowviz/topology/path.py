@@ -41,6 +41,23 @@ def _addrs(link: Link) -> set[str]:
     return {a.split("/")[0] for a in link.addresses}
 
 
+@dataclass
+class _Walk:
+    """Where the packet is while :class:`Tracer` walks it: leaving ``sending``, or arriving on
+    ``receiving``, in namespace ``ns``, towards ``nexthop``; packets waiting inside tunnels on
+    ``stack``; notes for the next tx hop."""
+
+    p: "iprules.Packet"
+    ns: int
+    nexthop: str
+    sending: Optional[Link] = None
+    receiving: Optional[Link] = None
+    postrouted: bool = False
+    announced: bool = False      #: the rx hop on ``receiving`` is written already (a tunnel's far end)
+    stack: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
 class Tracer:
     def __init__(self, snap: Snapshot):
         self.snap = snap
@@ -128,107 +145,117 @@ class Tracer:
         return [f"{e.kind} {e.before}→{e.after} ({table} {chain}: {e.rule.text[3:]})" for e in effects]
 
     def run(self, src_ns: int, dst: str, dport: int, proto: str, sport: int) -> list[PathHop]:
+        w = self._start(src_ns, dst, dport, proto, sport)
+        while not (self._send(w) if w.sending is not None else self._receive(w)):
+            pass
+        return self.hops
+
+    def _start(self, src_ns: int, dst: str, dport: int, proto: str, sport: int) -> "_Walk":
+        """The packet as the source namespace sends it: nat OUTPUT may redirect it (Docker does
+        for published ports)."""
         p = iprules.Packet(proto, "0.0.0.0", dst, sport, dport)
-        notes: list[str] = []
-        # locally generated in the source namespace: nat OUTPUT may redirect it (Docker does for published ports)
         out, gw, src = self.route(src_ns, dst, 0)
         p.src = src or next(iter(_addrs(out)), "0.0.0.0")
         _, eff = iprules.run_chain(self.chains(src_ns, "nat"), "OUTPUT", p, lambda a: self.local(src_ns, a))
-        notes += self._effects(eff, "nat", "OUTPUT")
+        notes = self._effects(eff, "nat", "OUTPUT")
         if eff:
             out, gw, _ = self.route(src_ns, p.dst, p.mark)
-        stack: list[tuple[iprules.Packet, str, int]] = []   # packets waiting inside a tunnel
-        ns, nexthop = src_ns, gw or p.dst
-        sending: Optional[Link] = out
-        receiving: Optional[Link] = None
-        postrouted = announced = False
-        while True:
-            if sending is not None:
-                if not postrouted:
-                    p.out_dev = sending.name
-                    masq = next(iter(_addrs(sending)), None)
-                    _, eff = iprules.run_chain(self.chains(ns, "nat"), "POSTROUTING", p,
-                                               lambda a, ns=ns: self.local(ns, a), masquerade_src=masq)
-                    notes += self._effects(eff, "nat", "POSTROUTING")
-                    postrouted = True
-                self.hop(ns, sending, "tx", *notes)
-                notes = []
-                link = sending
-                sending = None
-                if link.kind == "bridge":
-                    port = self.egress_port(link, nexthop, None)
+        return _Walk(p, src_ns, gw or p.dst, sending=out, notes=notes)
+
+    def _send(self, w: "_Walk") -> bool:
+        """The packet leaves w.sending (POSTROUTING first, once); True when the path ends here."""
+        if not w.postrouted:
+            w.p.out_dev = w.sending.name
+            masq = next(iter(_addrs(w.sending)), None)
+            _, eff = iprules.run_chain(self.chains(w.ns, "nat"), "POSTROUTING", w.p,
+                                       lambda a, ns=w.ns: self.local(ns, a), masquerade_src=masq)
+            w.notes += self._effects(eff, "nat", "POSTROUTING")
+            w.postrouted = True
+        self.hop(w.ns, w.sending, "tx", *w.notes)
+        w.notes = []
+        link, w.sending = w.sending, None
+        if link.kind == "bridge":
+            w.sending = self.egress_port(link, w.nexthop, None)
+            if w.sending is None:
+                raise BadInput(f"{self.snap.ns_name(w.ns)}/{link.name}: no port leads to {w.nexthop}")
+        elif link.kind == "vxlan":
+            self._encap(w, link)
+        elif link.peer is not None:
+            far = self.snap.link(*link.peer)
+            if far is None:
+                raise BadInput(f"{self.snap.ns_name(w.ns)}/{link.name}: its peer is not visible")
+            w.ns, w.receiving = far.ns, far
+        elif link.parent is not None and self.snap.link(*link.parent) is not None:
+            parent = self.snap.link(*link.parent)   # macvlan/ipvlan: leaves through its parent
+            w.ns, w.sending, w.postrouted = parent.ns, parent, True
+        else:
+            self.hops[-1].notes.append(f"leaves through {link.name} ({link.kind})")
+            return True
+        return False
+
+    def _encap(self, w: "_Walk", link: Link) -> None:
+        """Into the VXLAN device: the packet waits on the stack, a UDP packet to the remote goes on."""
+        vx = link.vxlan or {}
+        remote = link.fdb_remotes[0] if link.fdb_remotes else vx.get("remote")
+        if not remote or vx.get("underlay") is None:
+            raise BadInput(f"{self.snap.ns_name(w.ns)}/{link.name}: no VXLAN remote known")
+        w.stack.append((w.p, w.nexthop, vx["vni"]))
+        under = vx["underlay"]
+        out, gw, src = self.route(under, remote, 0)
+        w.p = iprules.Packet("udp", vx.get("local") or src, remote, None, vx.get("port") or 4789)
+        w.notes = [f"encap vni {vx['vni']} {w.p.src} → {remote} udp/{w.p.dport}"]
+        w.ns, w.nexthop, w.sending, w.postrouted = under, gw or remote, out, False
+
+    def _receive(self, w: "_Walk") -> bool:
+        """The packet arrives on w.receiving: bridged on, handed to a macvlan child, or up into
+        the namespace's stack (:meth:`_up`); True when the path ends here."""
+        link, w.receiving = w.receiving, None
+        rx = self.hops[-1] if w.announced else self.hop(w.ns, link, "rx")
+        w.announced = False
+        if link.master is not None:
+            bridge = self.snap.link(w.ns, link.master)
+            if bridge is not None and bridge.kind == "bridge":
+                if w.nexthop not in _addrs(bridge):
+                    port = self.egress_port(bridge, w.nexthop, link)
                     if port is None:
-                        raise BadInput(f"{self.snap.ns_name(ns)}/{link.name}: no port leads to {nexthop}")
-                    sending = port
-                    continue
-                if link.kind == "vxlan":
-                    vx = link.vxlan or {}
-                    remote = link.fdb_remotes[0] if link.fdb_remotes else vx.get("remote")
-                    if not remote or vx.get("underlay") is None:
-                        raise BadInput(f"{self.snap.ns_name(ns)}/{link.name}: no VXLAN remote known")
-                    stack.append((p, nexthop, vx["vni"]))
-                    under = vx["underlay"]
-                    out, gw, src = self.route(under, remote, 0)
-                    p = iprules.Packet("udp", vx.get("local") or src, remote, None, vx.get("port") or 4789)
-                    notes = [f"encap vni {vx['vni']} {p.src} → {remote} udp/{p.dport}"]
-                    ns, nexthop, sending, postrouted = under, gw or remote, out, False
-                    continue
-                if link.peer is not None:
-                    far = self.snap.link(*link.peer)
-                    if far is None:
-                        raise BadInput(f"{self.snap.ns_name(ns)}/{link.name}: its peer is not visible")
-                    ns, receiving = far.ns, far
-                    continue
-                if link.parent is not None:   # macvlan/ipvlan: leaves through its parent
-                    parent = self.snap.link(*link.parent)
-                    if parent is not None:
-                        ns, sending, postrouted = parent.ns, parent, True
-                        continue
-                self.hops[-1].notes.append(f"leaves through {link.name} ({link.kind})")
-                return self.hops
-            # receiving on `receiving` in ns (its rx hop already written when a tunnel handed it over)
-            link = receiving
-            receiving = None
-            rx = self.hops[-1] if announced else self.hop(ns, link, "rx")
-            announced = False
-            if link.master is not None:
-                bridge = self.snap.link(ns, link.master)
-                if bridge is not None and bridge.kind == "bridge":
-                    if nexthop not in _addrs(bridge):
-                        port = self.egress_port(bridge, nexthop, link)
-                        if port is None:
-                            raise BadInput(f"{self.snap.ns_name(ns)}/{bridge.name}: no port leads to {nexthop}")
-                        sending, postrouted = port, True   # bridged: no netfilter on the way
-                        continue
-                    rx = self.hop(ns, bridge, "rx")   # for the bridge's own address: up into the stack
-                    link = bridge
-            child = next((k for v in self.snap.namespaces.values() for k in v.links.values()
-                          if k.parent == link.key() and p.dst in _addrs(k)), None)
-            if child is not None:   # a macvlan child that owns the address takes the frame
-                ns, receiving = child.ns, child
-                continue
-            p.in_dev, p.out_dev = link.name, None
-            is_local = lambda a, ns=ns: self.local(ns, a)   # noqa: E731
-            _, eff = iprules.run_chain(self.chains(ns, "mangle"), "PREROUTING", p, is_local)
-            rx.notes += self._effects(eff, "mangle", "PREROUTING")
-            _, eff = iprules.run_chain(self.chains(ns, "nat"), "PREROUTING", p, is_local)
-            rx.notes += self._effects(eff, "nat", "PREROUTING")
-            for svc in self.view(ns).ipvs:
-                if svc.get("fwmark") and svc["fwmark"] == p.mark and svc.get("dests"):
-                    before = f"{p.dst}:{p.dport}"
-                    p.dst, p.ipvs = svc["dests"][0], True
-                    rx.notes.append(f"ipvs FWM {p.mark}: {before}→{p.dst}:{p.dport}")
-            if not self.local(ns, p.dst):
-                out, gw, _ = self.route(ns, p.dst, p.mark)
-                sending, nexthop, postrouted = out, gw or p.dst, False
-                continue
-            tunnel = self._vxlan_for(ns, stack[-1][2], p.dport) if stack and p.proto == "udp" else None
-            if tunnel is None:
-                rx.notes.append(f"deliver to {p.dst}:{p.dport}")
-                return self.hops
-            p, nexthop, vni = stack.pop()   # the tunnel's far end unwraps it
-            ns, receiving, announced = tunnel.ns, tunnel, True
-            self.hop(ns, tunnel, "rx", f"decap vni {vni}")
+                        raise BadInput(f"{self.snap.ns_name(w.ns)}/{bridge.name}: no port leads to {w.nexthop}")
+                    w.sending, w.postrouted = port, True   # bridged: no netfilter on the way
+                    return False
+                rx = self.hop(w.ns, bridge, "rx")   # for the bridge's own address: up into the stack
+                link = bridge
+        child = next((k for v in self.snap.namespaces.values() for k in v.links.values()
+                      if k.parent == link.key() and w.p.dst in _addrs(k)), None)
+        if child is not None:   # a macvlan child that owns the address takes the frame
+            w.ns, w.receiving = child.ns, child
+            return False
+        return self._up(w, link, rx)
+
+    def _up(self, w: "_Walk", link: Link, rx: PathHop) -> bool:
+        """PREROUTING (mangle, nat, IPVS), then routed on, delivered, or unwrapped by a tunnel."""
+        p, ns = w.p, w.ns
+        p.in_dev, p.out_dev = link.name, None
+        is_local = lambda a, ns=ns: self.local(ns, a)   # noqa: E731
+        _, eff = iprules.run_chain(self.chains(ns, "mangle"), "PREROUTING", p, is_local)
+        rx.notes += self._effects(eff, "mangle", "PREROUTING")
+        _, eff = iprules.run_chain(self.chains(ns, "nat"), "PREROUTING", p, is_local)
+        rx.notes += self._effects(eff, "nat", "PREROUTING")
+        for svc in self.view(ns).ipvs:
+            if svc.get("fwmark") and svc["fwmark"] == p.mark and svc.get("dests"):
+                before = f"{p.dst}:{p.dport}"
+                p.dst, p.ipvs = svc["dests"][0], True
+                rx.notes.append(f"ipvs FWM {p.mark}: {before}→{p.dst}:{p.dport}")
+        if not self.local(ns, p.dst):
+            out, gw, _ = self.route(ns, p.dst, p.mark)
+            w.sending, w.nexthop, w.postrouted = out, gw or p.dst, False
+            return False
+        tunnel = self._vxlan_for(ns, w.stack[-1][2], p.dport) if w.stack and p.proto == "udp" else None
+        if tunnel is None:
+            rx.notes.append(f"deliver to {p.dst}:{p.dport}")
+            return True
+        w.p, w.nexthop, vni = w.stack.pop()   # the tunnel's far end unwraps it
+        w.ns, w.receiving, w.announced = tunnel.ns, tunnel, True
+        self.hop(w.ns, tunnel, "rx", f"decap vni {vni}")
+        return False
 
     def _vxlan_for(self, ns: int, vni: int, port: Optional[int]) -> Optional[Link]:
         for v in self.snap.namespaces.values():
