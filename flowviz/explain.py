@@ -9,9 +9,9 @@ from typing import Callable, Optional
 
 from .annotations import note_text
 from .model import Change, ChangeKind, Hop, Journey
+from .reference import OVERLAY_MTU, SBOX_GW_IP, SBOX_INGRESS_IP, VXLAN_OVERHEAD, VXLAN_PORT
 from .render.changes import after_text as _a, before_text as _b
 
-VXLAN_OVERHEAD = 50   # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
 MODES = {
     "host": "Host mode (--net=host): the container gets no namespace of its own. It uses the host's "
@@ -56,7 +56,7 @@ def _place_text(hop: Hop) -> list[str]:
     elif name == "docker_gwbridge":
         out.append("docker_gwbridge connects swarm containers and ingress_sbox to the host. Published ports "
                    "enter a swarm node's containers through it: the host's nat rules send them to ingress_sbox "
-                   "(172.18.0.2).")
+                   f"({SBOX_GW_IP}).")
     elif name.startswith("br-"):
         out.append(f"{name} is the bridge of a user-defined Docker bridge network.")
     elif name == "br0":
@@ -64,8 +64,8 @@ def _place_text(hop: Hop) -> list[str]:
                    "vxlan0 tunnel device are its ports, so one network spans every node.")
     elif name.startswith("vxlan"):
         out.append("vxlan0 is the tunnel end of the overlay network. Frames sent into it are wrapped in "
-                   f"UDP (port 4789) to the node that has the destination; that adds {VXLAN_OVERHEAD} bytes, "
-                   "which is why overlay devices use an MTU of 1450 instead of 1500.")
+                   f"UDP (port {VXLAN_PORT}) to the node that has the destination; that adds {VXLAN_OVERHEAD} "
+                   f"bytes, which is why overlay devices use an MTU of {OVERLAY_MTU} instead of 1500.")
     elif name.startswith("veth"):
         out.append(f"{name} is the host end of a veth pair: a two-ended pipe where whatever is sent into one end "
                    "comes out of the other, in another namespace.")
@@ -73,7 +73,8 @@ def _place_text(hop: Hop) -> list[str]:
         out.append("lo is the loopback device: a packet sent to a local address comes straight back in.")
     if "ingress_sbox" in ns:
         out.append("ingress_sbox is the namespace Docker swarm uses to load-balance published ports: it has one "
-                   "leg on docker_gwbridge (eth1, 172.18.0.2) and one on the ingress overlay (eth0, 10.255.0.3).")
+                   f"leg on docker_gwbridge (eth1, {SBOX_GW_IP}) and one on the ingress overlay (eth0, "
+                   f"{SBOX_INGRESS_IP}).")
     elif ns.split(":")[-1].startswith("1-"):
         out.append(f"{ns} is the namespace Docker creates for an overlay network (named 1- and the start of the "
                    "network id); it holds br0 and vxlan0.")
@@ -99,7 +100,7 @@ CHANGES: dict[ChangeKind, Callable[[Change], str]] = {
         "reply is rewritten back."),
     ChangeKind.SNAT: lambda c: (
         f"SNAT rewrote the source from {_b(c)} to {_a(c)}, so that the reply comes back the same way. In "
-        "ingress_sbox the packet takes ingress_sbox's own overlay address 10.255.0.3: the task answers to "
+        f"ingress_sbox the packet takes ingress_sbox's own overlay address {SBOX_INGRESS_IP}: the task answers to "
         "ingress_sbox, which undoes both rewrites."),
     ChangeKind.IPVS: lambda c: _ipvs_text(c),
     ChangeKind.MARK: lambda c: (
@@ -108,7 +109,7 @@ CHANGES: dict[ChangeKind, Callable[[Change], str]] = {
         "and rewrites the destination to it."),
     ChangeKind.ENCAP: lambda c: (
         f"VXLAN encapsulation (VNI {c.vni}): the whole Ethernet frame became the payload of a UDP packet between "
-        f"the two nodes ({_a(c)}). The {VXLAN_OVERHEAD} extra bytes are why the overlay MTU is 1450."),
+        f"the two nodes ({_a(c)}). The {VXLAN_OVERHEAD} extra bytes are why the overlay MTU is {OVERLAY_MTU}."),
     ChangeKind.DECAP: lambda c: (
         f"VXLAN decapsulation (VNI {c.vni}): the receiving node's vxlan device took the outer headers off and "
         "the original frame continues into the overlay bridge."),

@@ -21,13 +21,14 @@ from urllib.parse import quote
 
 from .model import LINKTYPE_ETHERNET
 from .pcapfile import PcapNgWriter, format_meta
+from .reference import (  # noqa: F401  (the lab and tests take these through samples too)
+    CLIENT_IP, INGRESS_VNI, NODE1_IP, NODE2_IP, OVERLAY_NETNS, PUBLISHED_PORT, SBOX_GW_IP, SBOX_INGRESS_IP, TASK,
+    TASK_IP, USER_OVERLAY_NETNS, USER_VNI,
+)
 
 BASE_NS = 1_558_605_000_000_000_000   # 2019-05-23 09:50 UTC, the notes' day
 HOP_NS = 7_000                        # a few µs per device
 
-OVERLAY_NETNS = "1-mp3mrjuxu0"           # the ingress network's overlay namespace (notes: 1-mp3mrjuxu0)
-USER_OVERLAY_NETNS = "1-9a8b7c6d5e"
-TASK = "my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b"
 
 MAC = {
     "client": "02:42:c0:a8:15:0b",
@@ -152,10 +153,6 @@ D = {
     "task_eth0": Dev(TASK2, "eth0", peer=f"{OVL2}/veth1", mode="overlay"),
 }
 
-CLIENT_IP, NODE1_IP, NODE2_IP = "192.168.21.11", "192.168.21.192", "192.168.21.193"
-SBOX_GW_IP, SBOX_INGRESS_IP, TASK_IP = "172.18.0.2", "10.255.0.3", "10.255.0.33"
-PUBLISHED_PORT = 20229
-INGRESS_VNI, USER_VNI = 4096, 4097
 
 
 def swarm_ingress(*, sport: int = 40001, req_id: int = 0x4D2A, reply_id: int = 0x0000,

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import samples
+from .. import reference as ref, samples
 from ..errors import LabError
 from .net import Ns, run_in
 from .state import LabState
@@ -22,8 +22,9 @@ MAC = samples.MAC
 OVERLAY_ID = samples.OVERLAY_NETNS      # "1-mp3mrjuxu0": the ingress network's overlay namespace
 USER_OVERLAY_ID = samples.USER_OVERLAY_NETNS
 TASK_NAME = samples.TASK
-FWMARK = 0x11E                            # 286: what Docker's mangle rule sets for the published port
-PUBLISHED = samples.PUBLISHED_PORT        # 20229
+FWMARK = ref.FWMARK                       # 286: what Docker's mangle rule sets for the published port
+PUBLISHED = ref.PUBLISHED_PORT            # 20229
+MTU = ref.OVERLAY_MTU                     # 1450
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Lab:
     def gwbridge(self, node: str, mac: str) -> Ns:
         n = self.ns(f"fvlab-{node}", node)
         n.bridge("docker_gwbridge", mac=mac)
-        n.addr("docker_gwbridge", "172.18.0.1/16")
+        n.addr("docker_gwbridge", f"{ref.GWBRIDGE_IP}/16")
         self.state.bridges[f"fvlab-{node}/docker_gwbridge"] = "docker_gwbridge"
         # Docker masquerades what the host itself sends into the gwbridge, and what leaves it
         n.iptables("nat", "POSTROUTING", "-o", "docker_gwbridge", "-m", "addrtype", "--src-type", "LOCAL",
@@ -88,10 +89,10 @@ class Lab:
         node_ns = self.ns(f"fvlab-{node}", node)
         ov = self.ns(f"fvlab-{short}", f"{node}:{net_id}", node=node, role="overlay",
                      network=network)
-        ov.bridge("br0", mtu=1450)
+        ov.bridge("br0", mtu=MTU)
         local = samples.NODE1_IP if node == "node1" else samples.NODE2_IP
         peer = samples.NODE2_IP if node == "node1" else samples.NODE1_IP
-        node_ns.vxlan(ov, "vxlan0", vni=vni, local=local, port=4789, mtu=1450, peers=(peer,))
+        node_ns.vxlan(ov, "vxlan0", vni=vni, local=local, port=ref.VXLAN_PORT, mtu=MTU, peers=(peer,))
         ov.enslave("vxlan0", "br0")
         self.state.bridges[f"fvlab-{short}/br0"] = network
         return ov
@@ -125,20 +126,20 @@ class Lab:
         sbox = self.ns("fvlab-n1-sbox", "node1:ingress_sbox", node="node1", role="ingress_sbox")
         n1.veth("veth8a3c2f1", sbox, "eth1", peer_mac=MAC["sbox_eth1"])
         n1.enslave("veth8a3c2f1", "docker_gwbridge")
-        sbox.addr("eth1", "172.18.0.2/16")
-        sbox.default_route("172.18.0.1")
+        sbox.addr("eth1", f"{ref.SBOX_GW_IP}/16")
+        sbox.default_route(ref.GWBRIDGE_IP)
         sbox.sysctl("net.ipv4.ip_forward", "1")
         # node1: the published port goes to ingress_sbox (Docker's DOCKER-INGRESS chain)
         n1.iptables("nat", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "DOCKER-INGRESS")
         for proto in ("tcp", "udp"):
             n1.iptables("nat", "DOCKER-INGRESS", "-p", proto, "--dport", str(PUBLISHED), "-j", "DNAT",
-                        "--to-destination", f"172.18.0.2:{PUBLISHED}")
+                        "--to-destination", f"{ref.SBOX_GW_IP}:{PUBLISHED}")
         # ingress overlay on both nodes
         ov1 = self.overlay("node1", "n1-ingress", OVERLAY_ID, "ingress", samples.INGRESS_VNI)
         ov2 = self.overlay("node2", "n2-ingress", OVERLAY_ID, "ingress", samples.INGRESS_VNI)
-        ov1.veth("veth0", sbox, "eth0", peer_mac=MAC["sbox_eth0"], mtu=1450)
+        ov1.veth("veth0", sbox, "eth0", peer_mac=MAC["sbox_eth0"], mtu=MTU)
         ov1.enslave("veth0", "br0")
-        sbox.addr("eth0", "10.255.0.3/16")
+        sbox.addr("eth0", f"{ref.SBOX_INGRESS_IP}/16")
         self.state.add_container("fvlab-n1-sbox", "ingress-sbox", "ingress-sbox", ["docker_gwbridge", "ingress"])
         # ingress_sbox: mark the published port, balance fwmark 286 to the task, SNAT to 10.255.0.3
         for proto in ("tcp", "udp"):
@@ -147,14 +148,14 @@ class Lab:
         self.state.ipvs = self._balance(sbox)
         # the task on node2: eth0 on the ingress overlay, eth2 on node2's docker_gwbridge
         task = self.task()
-        ov2.veth("veth1", task, "eth0", peer_mac=MAC["task_eth0"], mtu=1450)
+        ov2.veth("veth1", task, "eth0", peer_mac=MAC["task_eth0"], mtu=MTU)
         ov2.enslave("veth1", "br0")
-        task.addr("eth0", "10.255.0.33/16")
+        task.addr("eth0", f"{ref.TASK_IP}/16")
         n2 = self.gwbridge("node2", "02:42:e5:6e:d4:19")
         n2.veth("vethc0a30fb", task, "eth2", peer_mac="02:42:ac:12:00:09")
         n2.enslave("vethc0a30fb", "docker_gwbridge")
-        task.addr("eth2", "172.18.0.9/16")
-        task.default_route("172.18.0.1")
+        task.addr("eth2", f"{ref.TASK_GW_IP}/16")
+        task.default_route(ref.GWBRIDGE_IP)
         self.state.add_container("fvlab-n2-task", TASK_NAME, "overlay", ["ingress", "docker_gwbridge"])
         self.state.save()
         self.server("fvlab-n2-task", [PUBLISHED], TASK_NAME)
@@ -174,16 +175,16 @@ class Lab:
                 have = [s.get_nested("IPVS_CMD_ATTR_SERVICE", "IPVS_SVC_ATTR_FWMARK") for s in ipvs.service("dump")]
                 if FWMARK not in have:
                     ipvs.service("add", service=svc)
-                    ipvs.dest("add", service=svc, dest=IPVSDest(addr="10.255.0.33", port=0, fwd_method=0))
+                    ipvs.dest("add", service=svc, dest=IPVSDest(addr=ref.TASK_IP, port=0, fwd_method=0))
             sbox.sysctl("net.ipv4.vs.conntrack", "1")
-            sbox.iptables("nat", "POSTROUTING", "-d", "10.255.0.0/16", "-m", "ipvs", "--ipvs", "-j", "SNAT",
-                          "--to-source", "10.255.0.3")
+            sbox.iptables("nat", "POSTROUTING", "-d", ref.INGRESS_NET, "-m", "ipvs", "--ipvs", "-j", "SNAT",
+                          "--to-source", ref.SBOX_INGRESS_IP)
             return "kernel IPVS (FWM 286 rr, masquerade)"
         # Emulation for kernels without IPVS: the same mark, DNAT to the real server, SNAT
         sbox.iptables("nat", "PREROUTING", "-m", "mark", "--mark", f"{FWMARK:#x}", "-j", "DNAT",
-                      "--to-destination", "10.255.0.33")
-        sbox.iptables("nat", "POSTROUTING", "-d", "10.255.0.0/16", "-m", "mark", "--mark", f"{FWMARK:#x}",
-                      "-j", "SNAT", "--to-source", "10.255.0.3")
+                      "--to-destination", ref.TASK_IP)
+        sbox.iptables("nat", "POSTROUTING", "-d", ref.INGRESS_NET, "-m", "mark", "--mark", f"{FWMARK:#x}",
+                      "-j", "SNAT", "--to-source", ref.SBOX_INGRESS_IP)
         return "emulated: fwmark 0x11e + DNAT 10.255.0.33 + SNAT 10.255.0.3 (this kernel has no IPVS)"
 
     def user_overlay(self) -> Target:
@@ -191,11 +192,11 @@ class Lab:
         ov1 = self.overlay("node1", "n1-appnet", USER_OVERLAY_ID, "appnet", samples.USER_VNI)
         ov2 = self.overlay("node2", "n2-appnet", USER_OVERLAY_ID, "appnet", samples.USER_VNI)
         web = self.ns("fvlab-n1-web", "node1:web.1.x8k2m4n6p8q0", node="node1", role="container")
-        ov1.veth("veth2", web, "eth0", peer_mac=MAC["taskA_eth0"], mtu=1450)
+        ov1.veth("veth2", web, "eth0", peer_mac=MAC["taskA_eth0"], mtu=MTU)
         ov1.enslave("veth2", "br0")
         web.addr("eth0", "10.0.4.12/24")
         task = self.task()
-        ov2.veth("veth3", task, "eth1", peer_mac=MAC["task_eth1"], mtu=1450)
+        ov2.veth("veth3", task, "eth1", peer_mac=MAC["task_eth1"], mtu=MTU)
         ov2.enslave("veth3", "br0")
         task.addr("eth1", "10.0.4.19/24")
         self.state.add_container("fvlab-n1-web", "web.1.x8k2m4n6p8q0", "overlay", ["appnet"])
