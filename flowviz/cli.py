@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import signal
 import sys
@@ -33,14 +34,24 @@ def _port(text: str) -> int:
     return v
 
 
-def _positive(kind):
+MAX_DURATION_S = 366 * 24 * 3600   # a year: longer is a typo, not a plan
+
+
+def _positive(kind, *, low=None, high=None):
+    """A number above 0 (and within [low, high] when given), never nan or infinite."""
     def parse(text: str):
         try:
             v = kind(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
         if v <= 0:
             raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+        if low is not None and v < low:
+            raise argparse.ArgumentTypeError(f"{text} is less than {low:g}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"{text} is more than {high:g}")
         return v
     return parse
 
@@ -77,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output_args(f)
     f.add_argument("--write", metavar="FILE.pcapng", help="also record the followed hops as pcapng")
     f.add_argument("--count", type=_positive(int), help="stop after this many journeys")
-    f.add_argument("--duration", type=_positive(float), help="stop after this many seconds")
+    f.add_argument("--duration", type=_positive(float, high=MAX_DURATION_S), help="stop after this many seconds")
     f.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)  # print the final C and exit
     f.set_defaults(func=cmd_follow)
 
@@ -107,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_lab_status)
     tr = lsub.add_parser("traffic", help="send real requests through a scenario's path")
     tr.add_argument("--scenario", choices=scen[:-1], default="swarm-ingress")
-    tr.add_argument("--count", type=_positive(int), default=10)
-    tr.add_argument("--rate", type=_positive(float), default=10.0, help="requests per second")
+    tr.add_argument("--count", type=_positive(int, high=1_000_000), default=10)
+    tr.add_argument("--rate", type=_positive(float, low=0.01, high=100_000), default=10.0,
+                    help="requests per second (0.01 to 100000)")
     tr.add_argument("--proto", choices=("tcp", "udp"), default="tcp")
     tr.set_defaults(func=cmd_lab_traffic)
     return p

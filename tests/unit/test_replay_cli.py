@@ -130,3 +130,17 @@ def test_bad_arguments():
     _one_line_error(flowviz("replay"), "FILE")
     _one_line_error(flowviz("replay", "x.pcap", "--dport", "70000"), "70000")
     _one_line_error(flowviz("replay", "x.pcap", "--host", "nohost"))
+
+
+@pytest.mark.parametrize("args,why", [
+    (("follow", "--duration", "nan"), "--duration: nan is not a finite number"),
+    (("follow", "--duration", "1e400"), "--duration: 1e400 is not a finite number"),
+    (("follow", "--duration", "inf"), "--duration: inf is not a finite number"),
+    (("follow", "--duration", "1e12"), "--duration: 1e12 is more than"),
+    (("lab", "traffic", "--rate", "nan"), "--rate: nan is not a finite number"),
+    (("lab", "traffic", "--rate", "1e-9"), "--rate: 1e-9 is less than 0.01"),
+    (("lab", "traffic", "--rate", "-3"), "--rate: -3 must be more than 0"),
+])
+def test_numeric_options_refuse_nan_infinity_and_absurd_values(args, why):
+    r = flowviz(*args)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and why in r.stderr, r.stderr
