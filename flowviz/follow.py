@@ -42,17 +42,18 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
                     follow_latest=True)
             return _report_lost(source)
         return _plain(source, correlator, mode, recorder, args.count, args.duration)
-    except BaseException:
-        if recorder is not None and recorder.hops == 0:
-            recorder.discard()   # nothing recorded: do not leave an empty file behind
-        raise
     finally:
         if source is not None:
             source.close()
         if topo is not None:
             topo.close()
         if recorder is not None:
-            recorder.close()
+            if recorder.hops == 0:   # nothing recorded (also on errors): no header-only file left behind
+                recorder.discard()
+                if source is not None and sys.exc_info()[0] is None:   # an error says enough on its own
+                    print(f"flowviz: nothing was followed, so {recorder.path} was not written", file=sys.stderr)
+            else:
+                recorder.close()
 
 
 def _plain(source, correlator: Correlator, mode: str, recorder, count, duration) -> int:

@@ -93,12 +93,15 @@ def test_the_recording_replays_to_the_same_journeys(followed):
     assert t.returncode == 0 and "node1:ingress_sbox/eth0" in t.stdout
 
 
-def test_traffic_that_does_not_match_produces_nothing(swarm_lab):
-    with following("--dport", "9999", "--json") as f:
+def test_traffic_that_does_not_match_produces_nothing(swarm_lab, tmp_path):
+    rec = tmp_path / "nothing.pcapng"
+    with following("--dport", "9999", "--json", "--write", str(rec)) as f:
         for _ in range(3):
             assert one_request(SWARM, "tcp", timeout=3) is not None
         time.sleep(1.0)
     assert f.returncode == 0 and f.stdout == ""
+    # and no header-only recording is left behind
+    assert not rec.exists() and f"nothing was followed, so {rec} was not written" in f.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
