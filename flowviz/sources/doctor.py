@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Optional
 
-from .kernel import has_privileges, release, tracefs, tracefs_root, use_shim_headers
+from .kernel import has_privileges, release, tracefs, tracefs_problem, tracefs_root, use_shim_headers
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,9 @@ def checks() -> list[Check]:
             root = tracefs(mount=True)
         except Exception:   # the check below says it is missing
             root = None
-    out.append(Check("tracefs", root is not None, root or "not mounted",
-                     "mount -t tracefs tracefs /sys/kernel/tracing"))
+    problem = tracefs_problem() if root is None else ""
+    out.append(Check("tracefs", root is not None, root or problem.split(":")[0],
+                     problem.split(": ", 1)[-1] if problem else None))
     for cat, event, _, _ in TRACEPOINTS:
         present = root is not None and os.path.isdir(os.path.join(root, "events", cat, event))
         out.append(Check(f"tracepoint {cat}:{event}", present, "present" if present else "missing",

@@ -163,10 +163,12 @@ def register_cflags() -> list[str]:
 def detect(tracefs_root: Optional[str]) -> list[HookStatus]:
     """Each group's status on the running kernel, checked now."""
     if not kprobes_available(tracefs_root):
-        why = ("the kernel has no kprobes (CONFIG_KPROBES): a stock distribution kernel has them"
-               if tracefs_root else "tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing)")
-        fix = ("boot a stock distribution kernel (CONFIG_KPROBES=y, e.g. Debian's linux-image-amd64)"
-               if tracefs_root else "mount -t tracefs tracefs /sys/kernel/tracing")
+        if tracefs_root:
+            why = "the kernel has no kprobes (CONFIG_KPROBES): a stock distribution kernel has them"
+            fix = "boot a stock distribution kernel (CONFIG_KPROBES=y, e.g. Debian's linux-image-amd64)"
+        else:
+            from .kernel import tracefs_problem
+            why, _, fix = tracefs_problem().partition(": ")
         return [HookStatus(g, False, why, fix=fix) for g in GROUPS]
     try:
         regs = register_cflags()

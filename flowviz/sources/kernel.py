@@ -26,11 +26,32 @@ def has_privileges() -> bool:
 
 
 def tracefs_root() -> Optional[str]:
-    """Where tracefs is mounted, or None."""
+    """Where tracefs is mounted and readable, or None."""
     for root in TRACEFS_CANDIDATES:
         if os.path.isdir(os.path.join(root, "events")):
             return root
     return None
+
+
+def tracefs_mounted() -> Optional[str]:
+    """Where tracefs is mounted, readable or not (/proc/self/mounts says), or None."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "tracefs":
+                    return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+def tracefs_problem() -> str:
+    """Why tracefs cannot be used: not mounted, or mounted where only root may read it."""
+    where = tracefs_mounted()
+    if where is not None:
+        return f"tracefs at {where} is readable by root only: run as root (sudo flowviz ...)"
+    return "tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing"
 
 
 def tracefs(mount: bool = True) -> str:
@@ -38,12 +59,12 @@ def tracefs(mount: bool = True) -> str:
     root = tracefs_root()
     if root is not None:
         return root
-    if mount:
+    if mount and tracefs_mounted() is None:
         import subprocess
         subprocess.run(["mount", "-t", "tracefs", "tracefs", TRACEFS_CANDIDATES[0]], capture_output=True)
         if os.path.isdir(os.path.join(TRACEFS_CANDIDATES[0], "events")):
             return TRACEFS_CANDIDATES[0]
-    raise MissingFeature("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
+    raise MissingFeature(tracefs_problem())
 
 
 def release() -> tuple[int, int, int]:

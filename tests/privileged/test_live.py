@@ -167,3 +167,18 @@ def test_packets_with_data_stay_one_journey_through_nat(swarm_lab):
     for j in js:
         assert j["path"][0] in ends and j["path"][-1] in ends, j["path"]
         assert j["hops"] in (17, 18), j   # 18: a drop at the end (e.g. QUEUE_PURGE when a socket closes)
+
+
+def test_an_unreadable_tracefs_is_not_called_unmounted():
+    """As a user, a tracefs mounted for root only is named as such, in doctor and in follow --ebpf."""
+    from flowviz.sources.kernel import tracefs_mounted
+    where = tracefs_mounted()
+    if where is None or os.stat(where).st_mode & 0o005:
+        pytest.skip("tracefs is not mounted root-only on this machine (others may read it)")
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "flowviz"]
+    doc = subprocess.run(drop + ["doctor"], capture_output=True, text=True, cwd="/")
+    assert "not mounted" not in doc.stdout and f"tracefs at {where} is readable by root only" in doc.stdout
+    ebpf = subprocess.run(drop + ["follow", "--ebpf", "--dport", "1"], capture_output=True, text=True, cwd="/")
+    assert ebpf.returncode == 2
+    assert ebpf.stderr.strip().splitlines() == [
+        f"flowviz: tracefs at {where} is readable by root only: run as root (sudo flowviz ...)"]
