@@ -55,6 +55,11 @@ def journey_object(j: Journey) -> dict:
     }
 
 
+#: DEL and C1 controls, which json leaves raw with ensure_ascii=False (it escapes only C0): a terminal
+#: reading the output would act on them. They only occur inside JSON strings, where \\u escapes are valid.
+_C1_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+
+
 class JsonLinesWriter:
     def __init__(self, out: TextIO):
         self.out = out
@@ -63,8 +68,8 @@ class JsonLinesWriter:
         dumps = json.dumps
         w = self.out.write
         for hop in j.hops:
-            w(dumps(hop_object(j, hop), ensure_ascii=False) + "\n")
-        w(dumps(journey_object(j), ensure_ascii=False) + "\n")
+            w(dumps(hop_object(j, hop), ensure_ascii=False).translate(_C1_ESCAPES) + "\n")
+        w(dumps(journey_object(j), ensure_ascii=False).translate(_C1_ESCAPES) + "\n")
 
     def close(self) -> None:
         self.out.flush()

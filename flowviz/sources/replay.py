@@ -19,9 +19,12 @@ from urllib.parse import unquote
 from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
-from ..model import LINKTYPE_LINUX_SLL2, ChangeKind, HopEvent
+from ..model import DROP, FREE, LINKTYPE_LINUX_SLL2, RX, TX, ChangeKind, HopEvent
 from ..pcapfile import Interface, Record, parse_meta, read_capture
 from . import SourceStatus
+
+DIRECTIONS = frozenset((RX, TX, DROP, FREE))   #: what a recording's dir= may say
+
 
 class InterfaceNotes:
     """What interface descriptions say about devices (``kind= master= parent= peer=``).
@@ -149,7 +152,7 @@ class ReplaySource:
         iface = rec.iface
         netns, ifname = place
         meta, text = parse_meta(rec.comment) if rec.comment else ({}, None)
-        direction = meta.get("dir") or rec.direction
+        direction = meta.get("dir") if meta.get("dir") in DIRECTIONS else rec.direction   # anything else: unknown
         ifindex = meta.get("ifindex")
         if direction is None or ifindex is None:
             d, idx = sll_direction(rec.data, iface.linktype)

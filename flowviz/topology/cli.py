@@ -112,7 +112,7 @@ def tree_lines(snap: Snapshot) -> list[str]:
     for ino, v in order:
         i = v.info
         role = f"  [{i.role}{': ' + i.network if i.network else ''}]" if i.role else ""
-        out.append(f"{safe(i.name)}{role}  ({i.path}, inode {ino})")
+        out.append(f"{safe(i.name)}{role}  ({safe(i.path)}, inode {ino})")
         if v.error:
             out.append(f"  (not readable: {v.error})")
             continue
