@@ -66,6 +66,9 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-open", type=_positive(int, high=10_000_000), default=20_000, metavar="N",
+                   help="journeys kept open at once (default 20000, about 20 MB); past it the least recently "
+                        "seen is finished early and marked evicted")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="JSON Lines: one object per hop and per journey")
     g.add_argument("--text", action="store_true", help="a text timeline per journey")
@@ -174,7 +177,7 @@ def cmd_replay(args) -> int:
     flt = _filter(args)
     source = ReplaySource(args.files)
     mode = _mode(args)
-    correlator = Correlator(flt=flt, topology=source.topology)
+    correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open)
     if mode == "tui":
         from .tui import run_app
         run_app(source, correlator, flt, follow_latest=False)

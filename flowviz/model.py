@@ -367,6 +367,7 @@ class Journey:
     conn: int = 0                   #: connection this packet belongs to
     direction: str = ORIG           #: ORIG or REPLY within the connection
     reply_to: Optional[int] = None  #: id of the request journey this one answers
+    evicted: bool = False           #: finished early to bound memory: later sightings of it start anew
 
     @property
     def path(self) -> list[str]:

@@ -16,10 +16,10 @@ from ..filter import FlowFilter
 from ..model import FREE, REPLY, HopEvent, Journey
 from .conns import Connections, request_of
 from .identity import flow_tuple, identity
-from .journeys import Open, OpenJourneys
+from .journeys import DEFAULT_MAX_OPEN, Open, OpenJourneys
 from .transitions import Topology, classify, hops
 
-__all__ = ["Correlator", "Topology", "classify", "flow_tuple", "identity", "DEFAULT_WINDOW_NS"]
+__all__ = ["Correlator", "Topology", "classify", "flow_tuple", "identity", "DEFAULT_MAX_OPEN", "DEFAULT_WINDOW_NS"]
 
 DEFAULT_WINDOW_NS = 1_000_000_000   # a hop more than 1 s after the last is another packet
 SWEEP_EVERY = 20_000                # events between sweeps of idle connections
@@ -29,11 +29,11 @@ class Correlator:
     """Feed HopEvents in (roughly) time order; get finished Journeys back."""
 
     def __init__(self, *, flt: Optional[FlowFilter] = None, window_ns: int = DEFAULT_WINDOW_NS,
-                 topology: Optional[Topology] = None):
+                 topology: Optional[Topology] = None, max_open: int = DEFAULT_MAX_OPEN):
         self.filter = flt if flt is not None and not flt.empty else None
         self.window = window_ns
         self.topology = topology
-        self.journeys = OpenJourneys(window_ns)
+        self.journeys = OpenJourneys(window_ns, max_open)
         self.conns = Connections()
         self.events = 0
         self._now = 0
@@ -83,11 +83,15 @@ class Correlator:
             self._swept_at = self.events
             self.conns.sweep(self._now)
         idle = self.journeys.idle(self._now - self.window)
-        return [done for done in map(self._finish, idle) if done is not None]
+        out = [done for done in map(self._finish, idle) if done is not None]
+        evicted = self.journeys.evict()
+        if evicted:
+            out += [done for done in (self._finish(j, evicted=True) for j in evicted) if done is not None]
+        return out
 
-    def _finish(self, j: Open) -> Optional[Journey]:
+    def _finish(self, j: Open, evicted: bool = False) -> Optional[Journey]:
         if self.filter is not None and not j.conn.matched:
             return None
         path = hops(j.events, j.frames, self.topology, j.ended)
         reply_to = request_of(j.conn, j.id, j.first_ts, path[0].frame) if j.direction == REPLY else None
-        return Journey(j.id, path, j.conn.id, j.direction, reply_to)
+        return Journey(j.id, path, j.conn.id, j.direction, reply_to, evicted)

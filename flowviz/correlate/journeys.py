@@ -35,9 +35,17 @@ class Open:
         self.keys: set = set()  # identities it is indexed under
 
 
+DEFAULT_MAX_OPEN = 20_000   # open journeys kept at once; ~1 kB each
+
+
 class OpenJourneys:
-    def __init__(self, window_ns: int):
+    """``max_open`` bounds memory whatever the timestamps do: a capture whose stream time does not
+    advance (simple packet blocks carry none, a burst shares one) would otherwise keep every
+    journey open. Past it, the least recently seen journey is taken out early (:meth:`evict`)."""
+
+    def __init__(self, window_ns: int, max_open: int = DEFAULT_MAX_OPEN):
         self.window = window_ns
+        self.max_open = max_open
         self._open: "OrderedDict[int, Open]" = OrderedDict()   # oldest activity first
         self._by_skb: dict[int, Open] = {}
         self._by_key: dict = {}
@@ -118,6 +126,15 @@ class OpenJourneys:
             if j.last_ts >= limit:
                 break
             del self._open[j.id]
+            self._unindex(j)
+            out.append(j)
+        return out
+
+    def evict(self) -> list[Open]:
+        """Take out the least recently seen journeys beyond ``max_open``."""
+        out = []
+        while len(self._open) > self.max_open:
+            _, j = self._open.popitem(last=False)
             self._unindex(j)
             out.append(j)
         return out

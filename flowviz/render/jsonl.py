@@ -47,6 +47,7 @@ def journey_object(j: Journey) -> dict:
         "path": j.path,
         "changes": [change_json(c) for c in j.changes],
         "reply_to": j.reply_to,
+        "evicted": j.evicted,
         "conn": j.conn,
         "direction": j.direction,
         "summary": j.summary(),

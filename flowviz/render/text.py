@@ -30,7 +30,8 @@ def journey_lines(j: Journey) -> list[str]:
                                 for i, c in enumerate(cells)).rstrip()
 
     dur = j.hops[-1].dt_ns / 1000 if j.hops else 0
-    head = f"packet {j.id}  {packet_label(j)}  ({role_text(j)}; {len(j.hops)} hops, {dur:.1f} µs)"
+    cut = "; evicted early: too many open journeys, later sightings start anew" if j.evicted else ""
+    head = f"packet {j.id}  {packet_label(j)}  ({role_text(j)}; {len(j.hops)} hops, {dur:.1f} µs{cut})"
     out = [head, fmt(COLUMNS)]
     indent = " " * (2 + widths[0] + 2)
     for h, r in zip(j.hops, rows):

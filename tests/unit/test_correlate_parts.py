@@ -92,3 +92,18 @@ def test_each_transition_question_on_its_own():
     wrapped = decode(vxlan_frame(SYN, A, B, "192.168.21.192", "192.168.21.193", 4096))
     enc = tunnelling(decode(SYN), wrapped, revni=False)
     assert [(c.kind, c.vni, c.after.dport) for c in enc] == [(K.ENCAP, 4096, 4789)]
+
+
+def test_open_journeys_are_bounded_when_time_stands_still():
+    """Packets that all share one timestamp (or have none) cannot close by time: past max_open the
+    least recently seen journey is finished early, marked, and nothing is lost."""
+    from flowviz.correlate import Correlator
+    frames = [tcp_frame(A, B, "10.0.0.1", "10.0.0.2", 40000, 80, ip_id=i, seq=i) for i in range(50)]
+    c = Correlator(max_open=10)
+    out = []
+    for f in frames:
+        out += c.feed(ev(5, "c1/eth0", "tx", f))
+        assert len(c.journeys) <= 10
+    out += c.flush()
+    assert len(out) == 50 and sum(j.evicted for j in out) == 40
+    assert [j.hops[0].frame.ip.id for j in out] == list(range(50))   # in order, none lost
