@@ -82,9 +82,11 @@ def test_the_request_goes_through_ingress_sbox_and_real_ipvs_into_the_task(follo
     out = hops[3]
     assert "mark" in kinds[3] and "snat" in kinds[3] and "ipvs" in kinds[3] and "dnat" not in kinds[3], kinds[3]
     ipvs = next(c for c in out["changes"] if c["kind"] == "ipvs")["note"]
-    assert ipvs["real"] == mesh["ip"] and ipvs["real_port"] == 80 and ipvs["scheduler"] == "rr"
+    # a fwmark service's real server keeps the published port (IPVS dest port 0); the task's own nat
+    # table redirects 20229 to 80 once the packet is in, after its last sighting
+    assert ipvs["real"] == mesh["ip"] and ipvs["real_port"] == PORT and ipvs["scheduler"] == "rr"
     assert ipvs["fwmark"] == out["mark"] and ipvs["fwmark"] > 0 and ipvs["new"] is True
-    assert (out["dst"], out["dport"]) == (mesh["ip"], 80)
+    assert (out["dst"], out["dport"]) == (mesh["ip"], PORT)
     snat = next(c for c in out["changes"] if c["kind"] == "snat")["note"]
     assert snat["manip"] == "snat" and snat["hook"] == "postrouting"
     bridge = next(c for c in hops[5]["changes"] if c["kind"] == "bridge")["note"]
