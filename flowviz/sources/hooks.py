@@ -219,16 +219,16 @@ def attach(bpf, statuses: list[HookStatus]) -> tuple[list[str], list[str]]:
             continue
         done = []
         try:
-            for p in s.group.probes:
-                if p.kind == "k":
-                    bpf.attach_kprobe(event=p.function, fn_name=p.program)
+            for probe in s.group.probes:
+                if probe.kind == "k":
+                    bpf.attach_kprobe(event=probe.function, fn_name=probe.program)
                 else:
-                    bpf.attach_kretprobe(event=p.function, fn_name=p.program, maxactive=64)
-                done.append(p)
+                    bpf.attach_kretprobe(event=probe.function, fn_name=probe.program, maxactive=64)
+                done.append(probe)
         except Exception as e:   # bcc raises plain Exception when the kernel refuses an attach
-            for p in done:
-                _detach(bpf, p)
-            problems.append(f"{s.group.name}: could not attach {p.function}: {e}")
+            problems.append(f"{s.group.name}: could not attach {probe.function}: {e}")
+            for attached_probe in done:
+                _detach(bpf, attached_probe)
             continue
         attached.append(s.group.name)
     return attached, problems

@@ -198,3 +198,27 @@ def test_the_notes_codec_rejects_what_it_does_not_know():
         (IPVS_NOTE, VxlanNote("rx", 4096, "192.168.21.192", 4789))
     assert notes_decode("not json") == ()
     assert notes_decode('[{"kind": "evil"}, {"kind": "ipvs"}, 3]') == ()
+
+
+def test_a_group_that_fails_to_attach_part_way_is_detached_and_named_right():
+    class FakeBPF:
+        def __init__(self):
+            self.live = []
+
+        def attach_kprobe(self, event, fn_name):
+            self.live.append(event)
+
+        def attach_kretprobe(self, event, fn_name, maxactive):
+            if event == "ip_vs_schedule":
+                raise Exception("refused")
+            self.live.append(event)
+
+        def detach_kprobe(self, event):
+            self.live.remove(event)
+
+        detach_kretprobe = detach_kprobe
+    ipvs, bridge = hooks.GROUPS[0], hooks.GROUPS[2]
+    bpf = FakeBPF()
+    attached, problems = hooks.attach(bpf, [hooks.HookStatus(ipvs, True, ""), hooks.HookStatus(bridge, True, "")])
+    assert attached == ["bridge"] and bpf.live == ["br_forward", "br_flood"]   # ipvs left nothing attached
+    assert problems == ["ipvs: could not attach ip_vs_schedule: refused"]
