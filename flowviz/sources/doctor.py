@@ -24,28 +24,16 @@ class Check:
     required: bool = True
 
 
-@dataclass(frozen=True)
-class OptionalHook:
-    name: str
-    available: bool
-    why: str          #: what it would add, or why it is not there
-    fix: Optional[str] = None
-
-
 def ipvs_available() -> bool:
     return os.path.exists("/proc/net/ip_vs")
 
 
-def optional_hooks() -> list[OptionalHook]:
-    """Hooks beyond the tracepoints that would add what tracepoints cannot see (sources/hooks.py)."""
-    from .hooks import detect
-    out = []
-    for st in detect(tracefs_root()):
-        why = st.why
-        if st.group.name == "ipvs" and not st.available and not ipvs_available():
-            why = f"no IPVS in this kernel (CONFIG_IP_VS; or modprobe ip_vs); {why}"
-        out.append(OptionalHook(st.group.name, st.available, why, st.fix))
-    return out
+def _hook_check(st) -> Check:
+    """A hook group's status as a doctor line (where IPVS itself is missing, that is said first)."""
+    why = st.why
+    if st.group.name == "ipvs" and not st.available and not ipvs_available():
+        why = f"no IPVS in this kernel (CONFIG_IP_VS; or modprobe ip_vs); {why}"
+    return Check(f"optional hook: {st.group.name}", st.available, why, st.fix, required=False)
 
 
 def checks() -> list[Check]:
@@ -80,19 +68,19 @@ def checks() -> list[Check]:
             root = tracefs(mount=True)
         except Exception:   # the check below says it is missing
             root = None
-    problem = tracefs_problem() if root is None else ""
-    out.append(Check("tracefs", root is not None, root or problem.split(":")[0],
-                     problem.split(": ", 1)[-1] if problem else None))
+    why, fix = tracefs_problem() if root is None else (root, None)
+    out.append(Check("tracefs", root is not None, why, fix))
     for cat, event, _, _ in TRACEPOINTS:
         present = root is not None and os.path.isdir(os.path.join(root, "events", cat, event))
         out.append(Check(f"tracepoint {cat}:{event}", present, "present" if present else "missing",
                          "a kernel with CONFIG_TRACEPOINTS (any 4.x+ distribution kernel)"))
     out.append(Check("BPF ring buffer", release()[:2] >= (5, 8), f"kernel {os.uname().release}",
                      "a 5.8 or newer kernel"))
+    from .hooks import detect
+    statuses = detect(root)   # once: it reads all of kallsyms
     if priv and bcc_ok and btf and root:
-        out.append(_compile_check())
-    for h in optional_hooks():
-        out.append(Check(f"optional hook: {h.name}", h.available, h.why, h.fix, required=False))
+        out.append(_compile_check(root, [st for st in statuses if st.available]))
+    out += [_hook_check(st) for st in statuses]
     ipvs = ipvs_available()
     out.append(Check("IPVS", ipvs, "present" if ipvs else
                      "absent: Docker swarm's routing mesh (published ports through ingress_sbox) cannot run "
@@ -103,7 +91,7 @@ def checks() -> list[Check]:
     return out
 
 
-def _compile_check() -> Check:
+def _compile_check(root: str, usable: list) -> Check:
     """Compile and load the real tracer (no attach): the shim + BTF path works on this kernel."""
     from ..filter import FlowFilter
     from . import hooks
@@ -112,8 +100,6 @@ def _compile_check() -> Check:
     try:
         from bcc import BPF
         use_shim_headers()
-        root = tracefs(mount=False)
-        usable = [st for st in hooks.detect(root) if st.available]
         cflags = build_cflags(FlowFilter(dport=20229), None, root) + hooks.hook_cflags(usable)
         with err:
             b = BPF(text=program_text(), cflags=cflags)

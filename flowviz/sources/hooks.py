@@ -168,7 +168,7 @@ def detect(tracefs_root: Optional[str]) -> list[HookStatus]:
             fix = "boot a stock distribution kernel (CONFIG_KPROBES=y, e.g. Debian's linux-image-amd64)"
         else:
             from .kernel import tracefs_problem
-            why, _, fix = tracefs_problem().partition(": ")
+            why, fix = tracefs_problem()
         return [HookStatus(g, False, why, fix=fix) for g in GROUPS]
     try:
         regs = register_cflags()

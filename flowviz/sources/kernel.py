@@ -46,12 +46,12 @@ def tracefs_mounted() -> Optional[str]:
     return None
 
 
-def tracefs_problem() -> str:
-    """Why tracefs cannot be used: not mounted, or mounted where only root may read it."""
+def tracefs_problem() -> tuple[str, str]:
+    """(why tracefs cannot be used, the fix): not mounted, or mounted where only root may read it."""
     where = tracefs_mounted()
     if where is not None:
-        return f"tracefs at {where} is readable by root only: run as root (sudo flowviz ...)"
-    return "tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing"
+        return f"tracefs at {where} is readable by root only", "run as root (sudo flowviz ...)"
+    return "tracefs is not mounted", "mount -t tracefs tracefs /sys/kernel/tracing"
 
 
 def tracefs(mount: bool = True) -> str:
@@ -64,7 +64,8 @@ def tracefs(mount: bool = True) -> str:
         subprocess.run(["mount", "-t", "tracefs", "tracefs", TRACEFS_CANDIDATES[0]], capture_output=True)
         if os.path.isdir(os.path.join(TRACEFS_CANDIDATES[0], "events")):
             return TRACEFS_CANDIDATES[0]
-    raise MissingFeature(tracefs_problem())
+    why, fix = tracefs_problem()
+    raise MissingFeature(f"{why}: {fix}")
 
 
 def release() -> tuple[int, int, int]:
