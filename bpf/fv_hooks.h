@@ -344,8 +344,8 @@ int fv_k_nat_manip(void *ctx)
         n->flags |= FV_NOTE_F_DNAT;
     if (dir == 1)
         n->flags |= FV_NOTE_F_REPLY;
-    void *orig = ct + FV_CT_TUPLEHASH + FV_CT_HASH_TUPLE;
-    void *reply = orig + FV_CT_HASH_SIZE;
+    void *orig = ct + FV_CT_ORIG_TUPLE;
+    void *reply = ct + FV_CT_REPLY_TUPLE;
     __u16 l3num = 0;
     FV_READ(l3num, orig, FV_CT_TUPLE_SRC_L3NUM);
     FV_READ(n->proto, orig, FV_CT_TUPLE_DST_PROTONUM);

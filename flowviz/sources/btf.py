@@ -128,9 +128,6 @@ class BTF:
             return self.base.struct_id(name)
         raise MissingFeature(f"the kernel's BTF has no struct {name}")
 
-    def struct_size(self, name: str) -> int:
-        return self._size(self.struct_id(name))
-
     def _find(self, tid: int, name: str) -> Optional[tuple[int, int]]:
         """(bit offset, member type id) of ``name`` in struct/union tid, looking into anonymous members."""
         _, kind, vlen, kflag, _ = self._type(tid)
@@ -150,15 +147,23 @@ class BTF:
         return None
 
     def member(self, struct_name: str, path: str) -> Member:
-        """Offset and size of ``path`` ("nd_net.net", "ns.inum") inside ``struct struct_name``."""
+        """Offset and size of ``path`` ("nd_net.net", "ns.inum", "tuplehash[1].tuple") inside
+        ``struct struct_name``."""
         tid = self.struct_id(struct_name)
         bits = 0
         for part in path.split("."):
-            found = self._find(self._resolve(tid), part)
+            name, _, index = part.partition("[")
+            found = self._find(self._resolve(tid), name)
             if found is None:
                 raise MissingFeature(f"the kernel's struct {struct_name} has no member {path}")
             bits += found[0]
             tid = found[1]
+            if index:   # an array element: the element type, so many elements in
+                data, off = self._rec(self._resolve(tid))
+                if self._type(self._resolve(tid))[1] != KIND_ARRAY:
+                    raise MissingFeature(f"{struct_name}.{path}: {name} is not an array")
+                tid = struct.unpack_from("<I", data, off + 12)[0]
+                bits += int(index.rstrip("]")) * self._size(tid) * 8
         if bits % 8:
             raise MissingFeature(f"{struct_name}.{path} is a bitfield")
         return Member(bits // 8, self._size(tid))

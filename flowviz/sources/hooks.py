@@ -101,8 +101,8 @@ GROUPS = (
         Probe("k", "nf_nat_manip_pkt", "fv_k_nat_manip"),
     ), {
         "HOOK_STATE_HOOK": ("nf_hook_state", "hook", 1),
-        "CT_TUPLEHASH": ("nf_conn", "tuplehash", 0),
-        "CT_HASH_TUPLE": ("nf_conntrack_tuple_hash", "tuple", 40),
+        "CT_ORIG_TUPLE": ("nf_conn", "tuplehash[0].tuple", 40),    # IP_CT_DIR_ORIGINAL
+        "CT_REPLY_TUPLE": ("nf_conn", "tuplehash[1].tuple", 40),   # IP_CT_DIR_REPLY
         "CT_TUPLE_SRC_U3": ("nf_conntrack_tuple", "src.u3", 16),
         "CT_TUPLE_SRC_U": ("nf_conntrack_tuple", "src.u", 2),
         "CT_TUPLE_SRC_L3NUM": ("nf_conntrack_tuple", "src.l3num", 2),
@@ -191,11 +191,7 @@ def detect(tracefs_root: Optional[str]) -> list[HookStatus]:
             out.append(HookStatus(g, False, str(e), fix="a kernel built with CONFIG_DEBUG_INFO_BTF_MODULES=y"))
             continue
         functions = ", ".join(dict.fromkeys(p.function for p in g.probes))
-        cf = [f"-DFV_HOOK_{g.name.upper()}"] + [f"-DFV_{k}={v}" for k, v in offs.items()] + regs
-        if g.name == "nat":   # the reply tuple follows the original one in nf_conn.tuplehash[]
-            from .btf import VMLINUX_BTF, _load
-            cf.append(f"-DFV_CT_HASH_SIZE={_load(VMLINUX_BTF).struct_size('nf_conntrack_tuple_hash')}")
-        cf = tuple(cf)
+        cf = tuple([f"-DFV_HOOK_{g.name.upper()}"] + [f"-DFV_{k}={v}" for k, v in offs.items()] + regs)
         out.append(HookStatus(g, True, f"kprobes on {functions}: {g.adds}", cf))
     return out
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from flowviz.errors import MissingFeature
-from flowviz.sources.btf import BTF, KIND_INT, KIND_PTR, KIND_STRUCT, KIND_UNION
+from flowviz.sources.btf import BTF, KIND_ARRAY, KIND_INT, KIND_PTR, KIND_STRUCT, KIND_UNION
 
 
 class Blob:
@@ -74,5 +74,20 @@ def test_a_module_split_btf_continues_vmlinux_ids_and_strings():
     assert btf.member("ip_vs_conn", "cport").offset == 16
     assert btf.member("ip_vs_conn", "dest").size == 8
     assert btf.member("sock_common", "skc_num").offset == 14   # found in the base
-    assert btf.struct_size("ip_vs_conn") == 24
     assert btf._str(bb.strings.index(b"u16\0")) == "u16"
+
+
+def test_array_elements_in_a_member_path():
+    """nf_conn.tuplehash[2]: the reply tuple is read at tuplehash[1].tuple."""
+    b = Blob()
+    u32 = b.int_type("u32", 4)
+    u64 = b.int_type("u64", 8)
+    th = b.struct("tuple_hash", 16, [("node", u64, 0), ("tuple", u32, 8)])
+    arr = b.add(0, KIND_ARRAY, 0, 0, struct.pack("<III", th, u32, 2))
+    b.struct("conn", 40, [("status", u64, 0), ("tuplehash", arr, 8)])
+    btf = BTF(b.bytes())
+    assert btf.member("conn", "tuplehash[0].tuple").offset == 16
+    assert btf.member("conn", "tuplehash[1].tuple").offset == 32
+    assert btf.member("conn", "tuplehash").size == 32
+    with pytest.raises(MissingFeature, match="not an array"):
+        btf.member("conn", "status[1]")
