@@ -76,23 +76,18 @@ def _plain(source, correlator: Correlator, mode: str, recorder, count, duration)
                   file=sys.stderr)
             lost_seen = lost
 
-    sinks = [out] + ([recorder] if recorder is not None else []) + [_Flush()]
+    sinks = [out] + ([recorder] if recorder is not None else [])
     pipeline = Pipeline(source, correlator, sinks, count=count, duration=duration, tick=report_lost,
                         tick_s=LOST_REPORT_EVERY_S)
     try:
         with _stop_on_signals(pipeline):
-            pipeline.run()
+            for finished in pipeline.steps():
+                if finished:
+                    sys.stdout.flush()   # shown as they finish (stdout may be a pipe, which buffers)
     finally:
         source.close()
         out.close()
     return _report_lost(source)
-
-
-class _Flush:
-    """A sink that shows each journey at once (stdout may be a pipe, which buffers)."""
-
-    def journey(self, _j) -> None:
-        sys.stdout.flush()
 
 
 @contextmanager

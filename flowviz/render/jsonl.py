@@ -61,16 +61,21 @@ def journey_object(j: Journey) -> dict:
 _C1_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
 
 
+def _line(obj: dict) -> str:
+    s = json.dumps(obj, ensure_ascii=False)
+    # almost every line is plain ASCII: isascii() is one C pass, translate() a Python-level map
+    return (s if s.isascii() else s.translate(_C1_ESCAPES)) + "\n"
+
+
 class JsonLinesWriter:
     def __init__(self, out: TextIO):
         self.out = out
 
     def journey(self, j: Journey) -> None:
-        dumps = json.dumps
         w = self.out.write
         for hop in j.hops:
-            w(dumps(hop_object(j, hop), ensure_ascii=False).translate(_C1_ESCAPES) + "\n")
-        w(dumps(journey_object(j), ensure_ascii=False).translate(_C1_ESCAPES) + "\n")
+            w(_line(hop_object(j, hop)))
+        w(_line(journey_object(j)))
 
     def close(self) -> None:
         self.out.flush()
