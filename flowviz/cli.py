@@ -66,8 +66,9 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-open", type=_positive(int, high=10_000_000), default=20_000, metavar="N",
-                   help="journeys kept open at once (default 20000, about 20 MB); past it the least recently "
+    from .correlate.journeys import DEFAULT_MAX_OPEN   # light: the correlator imports no heavy library
+    p.add_argument("--max-open", type=_positive(int, high=10_000_000), default=DEFAULT_MAX_OPEN, metavar="N",
+                   help=f"journeys kept open at once (default {DEFAULT_MAX_OPEN}); past it the least recently "
                         "seen is finished early and marked evicted")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="JSON Lines: one object per hop and per journey")

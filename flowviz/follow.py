@@ -36,7 +36,7 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
         if recorder is not None:
             recorder.describe = topo.describe
         correlator = Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo,
-                                max_open=getattr(args, "max_open", 20_000))
+                                max_open=args.max_open)
         if mode == "tui":
             from .tui import run_app
             run_app(source, correlator, flt, recorder=recorder, count=args.count, duration=args.duration,

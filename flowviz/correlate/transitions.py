@@ -8,6 +8,7 @@ how the journey ends (:func:`ending`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional, Protocol
 
 from ..model import DROP, ICMP, RX, TX, Change, ChangeKind, Endpoint, Flow, Frame, Hop, HopEvent, Transition
@@ -113,8 +114,7 @@ def annotate(changes: list[Change], notes: tuple) -> None:
                 changes.append(Change(ChangeKind.IPVS, None, Endpoint(n.real, n.real_port), note=n))
             continue
         c = changes[i]
-        kind = ChangeKind.IPVS if n.kind == "ipvs" else c.kind
-        changes[i] = Change(kind, c.before, c.after, vni=c.vni, reason=c.reason, via=c.via, note=n)
+        changes[i] = replace(c, kind=ChangeKind.IPVS if n.kind == "ipvs" else c.kind, note=n)
 
 
 def _guess_crossing(pe: HopEvent, ce: HopEvent) -> ChangeKind:
