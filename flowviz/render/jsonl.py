@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import Optional, TextIO
 
 from ..annotations import note_to_json
 from ..model import Hop, Journey
@@ -39,13 +39,14 @@ def hop_object(j: Journey, hop: Hop) -> dict:
     return obj
 
 
-def journey_object(j: Journey) -> dict:
+def journey_object(j: Journey, changes: Optional[list] = None) -> dict:
+    """``changes``: the hops' changes as JSON already, when the caller has them (no second formatting)."""
     return {
         "type": "journey",
         "packet": j.id,
         "hops": len(j.hops),
         "path": j.path,
-        "changes": [change_json(c) for c in j.changes],
+        "changes": changes if changes is not None else [change_json(c) for c in j.changes],
         "reply_to": j.reply_to,
         "evicted": j.evicted,
         "conn": j.conn,
@@ -73,9 +74,12 @@ class JsonLinesWriter:
 
     def journey(self, j: Journey) -> None:
         w = self.out.write
+        changes: list = []
         for hop in j.hops:
-            w(_line(hop_object(j, hop)))
-        w(_line(journey_object(j)))
+            obj = hop_object(j, hop)
+            changes += obj["changes"]
+            w(_line(obj))
+        w(_line(journey_object(j, changes)))
 
     def close(self) -> None:
         self.out.flush()
