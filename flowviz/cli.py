@@ -9,7 +9,6 @@ and exit status 2.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import os
 import signal
@@ -233,9 +232,8 @@ def cmd_lab_traffic(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    # The event pipeline allocates many small objects without cycles; collecting
-    # every 700 allocations cost 30% of replay time (scripts/bench-replay).
-    gc.set_threshold(100_000, 50, 100)
+    from .pipeline import tune_gc
+    tune_gc()
     # SIGTERM ends the run like ^C does, so cleanups (BPF detach, lab teardown) run.
     signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -114,14 +114,13 @@ print(n, time.perf_counter() - t0)
 def bench_capacity(rates: list[int], seconds: float) -> None:
     """Follow a UDP flow in this process while another process sends it; count what arrives and what
     the ring buffer had to drop."""
-    import gc
     from flowviz.correlate import Correlator
     from flowviz.filter import FlowFilter
-    from flowviz.pipeline import Pipeline
+    from flowviz.pipeline import Pipeline, tune_gc
     from flowviz.render.jsonl import JsonLinesWriter
     from flowviz.sources.live import LiveSource
 
-    gc.set_threshold(100_000, 50, 100)   # as the CLI does
+    tune_gc()   # as the CLI does
     flt = FlowFilter(dport=SWARM.port, proto="udp")
     print(f"sightings/s userspace takes (UDP requests through the path from another process, {seconds:g} s per "
           f"rate; correlated and written as JSON to /dev/null):")

@@ -60,7 +60,10 @@ def main() -> int:
 
     from flowviz.correlate import Correlator
     from flowviz.decode import decode
+    from flowviz.pipeline import tune_gc
     from flowviz.sources.replay import ReplaySource
+
+    tune_gc()   # the stages run as the CLI runs them
 
     tmp = None
     path = args.keep

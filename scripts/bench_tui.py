@@ -18,9 +18,11 @@ async def run(rate: int, seconds: float) -> None:
     from textual import events
 
     from flowviz.correlate import Correlator
+    from flowviz.pipeline import tune_gc
     from flowviz.sources.synthetic import SyntheticSource
     from flowviz.tui import create_app
 
+    tune_gc()   # as the CLI does
     src = SyntheticSource(rate, seconds)
     app = create_app(src, Correlator(window_ns=200_000_000), autoplay=True)
 
