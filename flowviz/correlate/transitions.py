@@ -27,6 +27,9 @@ class Topology(Protocol):
         its parent's rx handler, which changes skb->dev and goes another round inside the same
         receive call: the receive tracepoint does not fire again, so that hop is inferred here."""
 
+    # optional: ``named(ev) -> HopEvent``, the sighting under the name its namespace has now (a
+    # live source names a namespace it has not read yet "inode:N"; its journey ends later)
+
 
 def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
              topology: Optional[Topology] = None) -> list[Change]:
@@ -162,6 +165,9 @@ def hops(events: list[HopEvent], frames: list[Frame], topology: Optional[Topolog
 
     Where topology knows that the last receiving device's rx handler passes the frame on (a
     macvlan parent to its child), that hop is added: no tracepoint fires for it."""
+    named = getattr(topology, "named", None)
+    if named is not None:
+        events = [named(e) for e in events]
     if topology is not None and not ended:
         last = max(range(len(events)), key=lambda i: events[i].ts_ns)
         if events[last].dir == RX:

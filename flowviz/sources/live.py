@@ -170,6 +170,7 @@ class LiveSource:
             raise MissingFeature("bcc is not importable: apt-get install python3-bpfcc, and run flowviz from "
                                  "a Python that sees it (scripts/setup makes such a .venv)") from None
         from ..topology.namespaces import NetnsNames
+        self._own_names = names is None
         self.names = names if names is not None else NetnsNames()
         self.netns_inode = self.names.resolve(netns) if netns else None
         self.root = tracefs()
@@ -277,6 +278,8 @@ class LiveSource:
 
     def close(self) -> None:
         """Detach every program and free every map (also on errors and signals)."""
+        if self._own_names:
+            self.names.close()
         if self.bpf is not None:
             bpf = self.bpf
             try:

@@ -10,6 +10,7 @@ Names from the lab's recorded roles and from Docker win over file names.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
@@ -148,28 +149,72 @@ def _apply_lab_roles(found: dict[int, Namespace]) -> None:
         ns.containers = [dict(c) for c in role.get("containers") or [] if isinstance(c, dict)]
 
 
+UNNAMED_PREFIX = "inode:"   #: the name of a namespace not read yet: "inode:4026532417"
+
+
+def unnamed(inode: int) -> str:
+    return f"{UNNAMED_PREFIX}{inode}"
+
+
 class NetnsNames:
-    """inode → name, refreshed when an unknown inode shows up (new container, new namespace)."""
+    """inode → name, from the last reading of the host's namespaces; never waits for a new one.
+
+    Reading them (:func:`discover`) scans /proc and may wait seconds on Docker, and names are
+    asked for inside bcc's ring-buffer callback. So an inode not in the last reading is named
+    ``inode:N`` for now, and a background thread reads the namespaces again (at most every
+    ``min_refresh_s``). A journey is named again when it finishes (:meth:`LiveTopology.named`),
+    by which time that reading has usually come in."""
 
     def __init__(self, *, min_refresh_s: float = 0.5):
-        import time
-        self._clock = time.monotonic
         self._min = min_refresh_s
-        self._last = 0.0
         self.by_inode: dict[int, Namespace] = {}
         self.docker: Optional[dict] = None
         self.refresh()
+        self._wanted = threading.Event()
+        self._closed = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._start_lock = threading.Lock()
 
     def refresh(self) -> None:
-        self.by_inode, self.docker = discover()
-        self._last = self._clock()
+        """Read the namespaces now (on the caller's thread)."""
+        by_inode, docker = discover()
+        self.by_inode, self.docker = by_inode, docker   # readers see the old dict or the new one, whole
+
+    def request(self) -> None:
+        """Ask for a new reading in the background; returns at once."""
+        if self._closed.is_set():
+            return
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="flowviz-netns-names", daemon=True)
+                    self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._wanted.wait()
+            if self._closed.is_set():
+                return
+            self._wanted.clear()
+            try:
+                self.refresh()
+            except Exception:   # a namespace vanishing mid-scan, Docker going away: the next request retries
+                pass
+            self._closed.wait(self._min)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def name(self, inode: int) -> str:
         ns = self.by_inode.get(inode)
-        if ns is None and self._clock() - self._last >= self._min:
-            self.refresh()
-            ns = self.by_inode.get(inode)
-        return ns.name if ns is not None else f"inode:{inode}"
+        if ns is None:
+            self.request()
+            return unnamed(inode)
+        return ns.name
 
     def mode(self, inode: int) -> Optional[str]:
         ns = self.by_inode.get(inode)
