@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-from .errors import FlowvizError, NeedRoot
+from .errors import BadInput, FlowvizError, NeedRoot
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     r = sub.add_parser("replay", help="journeys from pcap/pcapng captures")
-    r.add_argument("files", nargs="+", metavar="FILE")
+    r.add_argument("files", nargs="+", metavar="FILE",
+                   help="pcap or pcapng files; - reads standard input as it arrives (tcpdump -U -w - | flowviz replay -)")
     _filter_args(r)
     _output_args(r)
     r.set_defaults(func=cmd_replay)
@@ -137,14 +138,35 @@ def _filter(args):
                       host=args.host, proto=args.proto)
 
 
-def _mode(args) -> str:
+def _mode(args, keys_from_tty: bool = False) -> str:
+    """``keys_from_tty``: standard input carries data (``replay -``), so the TUI would read keys
+    from /dev/tty instead."""
     if args.json:
         return "json"
     if args.text:
         return "text"
-    if sys.stdout.isatty() and sys.stdin.isatty():
+    if sys.stdout.isatty() and (_tty_usable() if keys_from_tty else sys.stdin.isatty()):
         return "tui"
     return "text"
+
+
+def _tty_usable() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR))
+        return True
+    except OSError:
+        return False
+
+
+def _stdin_for_data() -> "object":
+    """Standard input as the capture stream, on a descriptor of its own; file descriptor 0 becomes
+    the terminal, where the TUI reads keys (as ``less`` does)."""
+    from .pcapfile import READ_BUFFER
+    data = os.fdopen(os.dup(0), "rb", buffering=READ_BUFFER)
+    tty = os.open("/dev/tty", os.O_RDWR)
+    os.dup2(tty, 0)
+    os.close(tty)
+    return data
 
 
 def _writer(mode: str):
@@ -159,7 +181,7 @@ def _print_plain(source, correlator, mode: str) -> None:
     from .pipeline import Pipeline
     w = _writer(mode)
     try:
-        Pipeline(source, correlator, [w]).run()
+        Pipeline(source, correlator, [w]).run(after_batch=sys.stdout.flush)   # a reader may be waiting
     finally:
         w.close()
 
@@ -173,10 +195,14 @@ def _report_problems(source) -> int:
 
 def cmd_replay(args) -> int:
     from .correlate import Correlator
-    from .sources.replay import ReplaySource
+    from .sources.replay import STDIN, ReplaySource
     flt = _filter(args)
-    source = ReplaySource(args.files)
-    mode = _mode(args)
+    from_stdin = STDIN in args.files
+    if args.files.count(STDIN) > 1:
+        raise BadInput("standard input (-) can be read only once")
+    mode = _mode(args, keys_from_tty=from_stdin)
+    stdin = _stdin_for_data() if from_stdin and mode == "tui" else None
+    source = ReplaySource(args.files, stdin=stdin)
     correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open)
     if mode == "tui":
         from .tui import run_app

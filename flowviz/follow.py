@@ -81,9 +81,7 @@ def _plain(source, correlator: Correlator, mode: str, recorder, count, duration)
                         tick_s=LOST_REPORT_EVERY_S)
     try:
         with _stop_on_signals(pipeline):
-            for finished in pipeline.steps():
-                if finished:
-                    sys.stdout.flush()   # shown as they finish (stdout may be a pipe, which buffers)
+            pipeline.run(after_batch=sys.stdout.flush)   # shown as they finish (stdout may be a pipe)
     finally:
         source.close()
         out.close()

@@ -19,8 +19,8 @@ description, if_tsresol and if_tsoffset, and the packets' epb_flags.
 
 from __future__ import annotations
 
-import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, NamedTuple, Optional
@@ -68,46 +68,56 @@ class Record(NamedTuple):
     direction: Optional[str] = None   # "rx"/"tx" from epb_flags, when present
 
 
-def read_capture(path: str) -> Iterator[Record]:
-    """Yield every record of a pcap or pcapng file, in file order."""
+def read_capture(path: str, stream: Optional[BinaryIO] = None) -> Iterator[Record]:
+    """Yield every record of a pcap or pcapng file, in file order.
+
+    It reads as it goes, a block at a time, so a pipe, a FIFO or standard input (``stream``,
+    already open) is read as it arrives and each record comes out as soon as its bytes are in.
+    """
+    if stream is not None:
+        yield from _read_stream(path, stream)
+        return
     try:
-        f = open(path, "rb")
+        f = open(path, "rb", buffering=READ_BUFFER)
     except OSError as e:
         raise BadCapture(path, e.strerror or str(e)) from None
     with f:
-        try:
-            size = os.fstat(f.fileno()).st_size
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        except (OSError, ValueError):   # not mappable (a pipe): read it whole
-            buf = f.read()
-        if isinstance(buf, mmap.mmap):
-            with buf:
-                yield from _read_buffer(path, buf)
-        else:
-            yield from _read_buffer(path, buf)
+        yield from _read_stream(path, f)
 
 
-def _read_buffer(path: str, buf) -> Iterator[Record]:
-    if len(buf) == 0:
-        raise BadCapture(path, "empty file, not a capture")
-    if len(buf) < 4:
+READ_BUFFER = 1 << 20
+
+
+def _read_stream(path: str, f: BinaryIO) -> Iterator[Record]:
+    head = f.read(4)
+    if len(head) == 0:
+        raise BadCapture(path, "empty file, not a capture" if _regular(f) else
+                         "the input ended before any capture came in")
+    if len(head) < 4:
         raise BadCapture(path, "too short to be a capture")
-    magic_le = struct.unpack_from("<I", buf, 0)[0]
+    magic_le = struct.unpack_from("<I", head, 0)[0]
     if magic_le == PCAPNG_SHB:
-        yield from _read_pcapng(path, buf)
+        yield from _read_pcapng(path, f, head)
     elif magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-        yield from _read_pcap(path, buf, "<")
-    elif struct.unpack_from(">I", buf, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-        yield from _read_pcap(path, buf, ">")
+        yield from _read_pcap(path, f, head, "<")
+    elif struct.unpack_from(">I", head, 0)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+        yield from _read_pcap(path, f, head, ">")
     else:
-        head = bytes(buf[:4])
         raise BadCapture(path, f"not a pcap or pcapng file (starts with {head!r})")
 
 
-def _read_pcap(path: str, buf, bo: str) -> Iterator[Record]:
-    if len(buf) < 24:
+def _regular(f: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _read_pcap(path: str, f: BinaryIO, head: bytes, bo: str) -> Iterator[Record]:
+    fh = head + f.read(20)
+    if len(fh) < 24:
         raise BadCapture(path, "truncated pcap file header")
-    magic, _vmaj, _vmin, _zone, _sig, snaplen, network = struct.unpack_from(bo + "IHHiIII", buf, 0)
+    magic, _vmaj, _vmin, _zone, _sig, snaplen, network = struct.unpack_from(bo + "IHHiIII", fh, 0)
     linktype = network & 0xFFFF
     if linktype not in KNOWN_LINKTYPES:
         raise BadCapture(path, f"link type {linktype} is not one flowviz can decode")
@@ -115,21 +125,25 @@ def _read_pcap(path: str, buf, bo: str) -> Iterator[Record]:
     scale = 1 if magic == PCAP_MAGIC_NS else 1000
     limit = max(snaplen, MAX_SNAPLEN)
     hdr = struct.Struct(bo + "IIII")
-    off, n, count = 24, len(buf), 0
-    while off < n:
-        if off + 16 > n:
+    read = f.read
+    off, count = 24, 0
+    while True:
+        rh = read(16)
+        if not rh:
+            return
+        if len(rh) < 16:
             raise BadCapture(path, f"truncated record header after packet {count} (byte {off})", partial=count > 0)
-        sec, frac, incl, orig = hdr.unpack_from(buf, off)
+        sec, frac, incl, orig = hdr.unpack(rh)
         if incl > limit:
             raise BadCapture(path, f"record {count + 1} claims {incl} bytes, more than the snapshot length {snaplen}",
                              partial=count > 0)
-        start = off + 16
-        if start + incl > n:
+        data = read(incl)
+        if len(data) < incl:
             raise BadCapture(path, f"truncated packet {count + 1} (byte {off}: {incl} bytes announced, "
-                                   f"{n - start} left)", partial=count > 0)
+                                   f"{len(data)} left)", partial=count > 0)
         count += 1
-        yield Record(sec * 1_000_000_000 + frac * scale, iface, bytes(buf[start:start + incl]), orig)
-        off = start + incl
+        yield Record(sec * 1_000_000_000 + frac * scale, iface, data, orig)
+        off += 16 + incl
 
 
 def _options(buf, off: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:
@@ -141,7 +155,7 @@ def _options(buf, off: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:
             return
         if off + length > end:
             return  # a broken option list: keep what came before it
-        yield code, bytes(buf[off:off + length])
+        yield code, buf[off:off + length]
         off += (length + 3) & ~3
 
 
@@ -159,40 +173,50 @@ class _Section:
         self.offsets: list[int] = []   # if_tsoffset in seconds, per interface
 
 
-def _read_pcapng(path: str, buf) -> Iterator[Record]:
-    n = len(buf)
+def _read_pcapng(path: str, f: BinaryIO, head: bytes) -> Iterator[Record]:
     off, count = 0, 0
     sec: Optional[_Section] = None
 
     def fail(problem: str):
         return BadCapture(path, problem, partial=count > 0)
 
-    while off < n:
-        sec, btype, blen = _block_header(buf, off, n, sec, fail)
-        bo = sec.bo
-        body, end = off + 8, off + blen - 4
+    while True:
+        # each block is read whole, then parsed at offsets inside it; ``off`` (where it starts in
+        # the file) is only for messages
+        got = _next_block(f, head, off, sec, fail)
+        head = b""
+        if got is None:
+            return
+        sec, btype, blk = got
+        blen = len(blk)
+        end = blen - 4
         rec = None
         if btype == BT_IDB:
-            _interface(sec, buf, off, body, end, fail)
+            _interface(sec, blk, off, 8, end, fail)
         elif btype == BT_EPB or btype == BT_OPB:
-            rec = _packet(sec, btype, buf, off, body, end, fail)
+            rec = _packet(sec, btype, blk, off, 8, end, fail)
         elif btype == BT_SPB:
-            rec = _simple_packet(sec, buf, off, body, end, fail)
+            rec = _simple_packet(sec, blk, off, 8, end, fail)
         if rec is not None:
             count += 1
             yield rec
         # every other block (statistics, name resolution, secrets, custom) is skipped
-        if struct.unpack_from(bo + "I", buf, end)[0] != blen:
+        if struct.unpack_from(sec.bo + "I", blk, end)[0] != blen:
             raise fail(f"block at byte {off}: trailing length does not match")
         off += blen
 
 
-def _block_header(buf, off: int, n: int, sec: Optional["_Section"], fail) -> tuple["_Section", int, int]:
-    """The section in force (a section header block starts a new one), the block's type and length."""
-    if off + 12 > n:
+def _next_block(f: BinaryIO, head: bytes, off: int, sec: Optional["_Section"],
+                fail) -> Optional[tuple["_Section", int, bytes]]:
+    """The next block, whole: the section in force (a section header block starts a new one), its
+    type and its bytes; None at the end of the input."""
+    hdr = head + f.read(12 - len(head))
+    if not hdr:
+        return None
+    if len(hdr) < 12:
         raise fail(f"truncated block header at byte {off}")
-    if struct.unpack_from("<I", buf, off)[0] == PCAPNG_SHB:
-        bom = struct.unpack_from("<I", buf, off + 8)[0]
+    if struct.unpack_from("<I", hdr, 0)[0] == PCAPNG_SHB:
+        bom = struct.unpack_from("<I", hdr, 8)[0]
         if bom == PCAPNG_BOM:
             sec = _Section("<")
         elif bom == 0x4D3C2B1A:
@@ -201,14 +225,15 @@ def _block_header(buf, off: int, n: int, sec: Optional["_Section"], fail) -> tup
             raise fail(f"bad section header byte-order magic at byte {off}")
     elif sec is None:
         raise fail("pcapng file does not start with a section header block")
-    btype, blen = struct.unpack_from(sec.bo + "II", buf, off)
+    btype, blen = struct.unpack_from(sec.bo + "II", hdr, 0)
     if blen < 12 or blen % 4:
         raise fail(f"block at byte {off} has an impossible length {blen}")
     if blen > MAX_RECORD:
         raise fail(f"block at byte {off} claims {blen} bytes")
-    if off + blen > n:
-        raise fail(f"truncated block at byte {off} ({blen} bytes announced, {n - off} left)")
-    return sec, btype, blen
+    rest = f.read(blen - 12)
+    if len(rest) < blen - 12:
+        raise fail(f"truncated block at byte {off} ({blen} bytes announced, {12 + len(rest)} left)")
+    return sec, btype, hdr + rest
 
 
 def _interface(sec: "_Section", buf, off: int, body: int, end: int, fail) -> None:
@@ -262,7 +287,7 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     units = sec.units[if_id]
     ts_ns = ts * (1_000_000_000 // units) if 1_000_000_000 % units == 0 else ts * 1_000_000_000 // units
     ts_ns += sec.offsets[if_id] * 1_000_000_000
-    return Record(ts_ns, sec.ifaces[if_id], bytes(buf[data_off:data_off + caplen]), orig, comment, direction)
+    return Record(ts_ns, sec.ifaces[if_id], buf[data_off:data_off + caplen], orig, comment, direction)
 
 
 def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) -> Record:
@@ -271,7 +296,7 @@ def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) ->
         raise fail(f"simple packet block at byte {off} before any interface")
     orig = struct.unpack_from(sec.bo + "I", buf, body)[0]
     caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
-    return Record(0, sec.ifaces[0], bytes(buf[body + 4:body + 4 + caplen]), orig)
+    return Record(0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig)
 
 
 # --- writing ----------------------------------------------------------------

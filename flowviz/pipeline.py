@@ -75,10 +75,13 @@ class Pipeline:
         if not self.full:
             yield self._take(correlator.flush())
 
-    def run(self) -> int:
-        """Drive the pipeline to its end; the number of journeys taken."""
-        for _ in self.steps():
-            pass
+    def run(self, after_batch: Optional[Callable[[], None]] = None) -> int:
+        """Drive the pipeline to its end; the number of journeys taken. ``after_batch`` runs after
+        every sighting that finished journeys: flush the output, which may be a pipe someone reads
+        while the input still streams."""
+        for finished in self.steps():
+            if finished and after_batch is not None:
+                after_batch()
         return self.taken
 
     def _take(self, journeys: list[Journey]) -> list[Journey]:

@@ -6,14 +6,23 @@ interface description, or a bare name with no namespace at all. Packet
 comments of the form ``flowviz: key=value ...`` carry what a live recording
 knew (direction, hook, skb, mark, netns inode, ifindex, drop reason).
 Several files are merged by timestamp.
+
+``-`` is standard input. A stream (standard input, a pipe, a FIFO) is read as it
+arrives; when it is the only input, a thread reads it so that ``events`` can
+say "nothing for now" (``None``) while the writer is quiet, and journeys finish
+on time instead of waiting for the next packet: ``tcpdump -U -w - | flowviz replay -``.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
+import queue
+import stat
+import threading
+import time
 from operator import attrgetter
-from typing import Iterator, Optional
+from typing import BinaryIO, Iterator, Optional
 from urllib.parse import unquote
 
 from ..annotations import notes_decode
@@ -85,7 +94,23 @@ def _place(iface: Interface) -> tuple[Optional[str], str]:
     return None, name
 
 
+STDIN = "-"
+IDLE_TICK_S = 0.2   #: a quiet stream says so this often, so idle journeys finish
+
+
+def is_stream(path: str) -> bool:
+    """Standard input, a pipe, a FIFO, a character device: read as it arrives, with no end known."""
+    if path == STDIN:
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False   # opening it says what is wrong
+
+
 def _file_label(path: str) -> str:
+    if path == STDIN:
+        return "stdin"
     base = os.path.basename(path)
     for ext in (".pcapng", ".pcap", ".cap"):
         if base.endswith(ext):
@@ -98,8 +123,13 @@ class ReplaySource:
 
     kind = "replay"
 
-    def __init__(self, paths: list[str]):
+    def __init__(self, paths: list[str], *, stdin: Optional[BinaryIO] = None):
+        """``stdin``: what ``-`` reads (default: this process's standard input)."""
         self.paths = list(paths)
+        self._stdin = stdin
+        #: one stream and nothing else: read on a thread, and tell when it is quiet
+        self.streaming = len(self.paths) == 1 and is_stream(self.paths[0])
+        self._arrived = time.monotonic_ns()
         self.problems: list[FlowvizError] = []
         self.read = 0
         self._last_ts = 0
@@ -128,7 +158,11 @@ class ReplaySource:
         # one namespace each (per-namespace captures): the file name stands in.
         label = _file_label(path) if len(self.paths) > 1 else None
         places: dict[Interface, tuple] = {}
-        for rec in read_capture(path):
+        stream = None
+        if path == STDIN:
+            import sys
+            stream = self._stdin if self._stdin is not None else sys.stdin.buffer
+        for rec in read_capture(path, stream):
             place = places.get(rec.iface)
             if place is None:
                 place = places[rec.iface] = self._new_place(rec.iface, label)
@@ -176,21 +210,32 @@ class ReplaySource:
         except BadCapture as e:
             self.problems.append(e)
 
-    def events(self) -> Iterator[HopEvent]:
+    def events(self) -> Iterator[Optional[HopEvent]]:
         streams = [self._guarded(s) for s in self._streams]
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=attrgetter("ts_ns"))
+        if not streams:
+            return
+        if self.streaming:
+            merged = _quiet_ticks(streams[0], IDLE_TICK_S)
+        else:
+            merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=attrgetter("ts_ns"))
         for ev in merged:
             if self._stopped:
                 return
-            self.read += 1
-            self._last_ts = ev.ts_ns
+            if ev is not None:
+                self.read += 1
+                self._last_ts = ev.ts_ns
+                self._arrived = time.monotonic_ns()
             yield ev
 
     def now_ns(self) -> int:
+        """Stream time: the last sighting's. A quiet stream's time goes on with the clock from there,
+        so what was open when it went quiet finishes."""
+        if self.streaming:
+            return self._last_ts + (time.monotonic_ns() - self._arrived)
         return self._last_ts
 
     def status(self) -> SourceStatus:
-        names = ", ".join(os.path.basename(p) for p in self.paths)
+        names = ", ".join("standard input" if p == STDIN else os.path.basename(p) for p in self.paths)
         return SourceStatus("replay", names, events=self.read, position=f"{self.read} packets read")
 
     def stop(self) -> None:
@@ -203,4 +248,37 @@ class ReplaySource:
 def _prepend(first, it):
     yield first
     yield from it
+
+
+_END = object()
+
+
+def _quiet_ticks(it: Iterator[HopEvent], every_s: float) -> Iterator[Optional[HopEvent]]:
+    """``it``'s items, read on a thread; ``None`` whenever ``every_s`` passes without one.
+
+    The thread blocks in read() while the writer is quiet; it is a daemon, so a stop while it
+    waits does not hold up the exit."""
+    q: queue.Queue = queue.Queue(maxsize=4096)
+
+    def pump() -> None:
+        try:
+            for item in it:
+                q.put(item)
+        except BaseException as e:   # handed over, raised where the caller reads
+            q.put(e)
+        finally:
+            q.put(_END)
+
+    threading.Thread(target=pump, name="flowviz-replay-stream", daemon=True).start()
+    while True:
+        try:
+            item = q.get(timeout=every_s)
+        except queue.Empty:
+            yield None
+            continue
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 

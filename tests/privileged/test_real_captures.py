@@ -99,3 +99,46 @@ def test_tcpdump_any_in_ingress_sbox(swarm_lab, tmp_path):
     kinds = {c["kind"] for c in syn["changes"]}
     assert {"route", "dnat", "snat"} <= kinds
     assert any(j["reply_to"] == syn["packet"] for j in js)
+
+
+def test_tcpdump_piped_into_replay_streams_journeys_as_they_happen(swarm_lab):
+    """`tcpdump -i any -U -w - | flowviz replay -`: the request and its reply come out while tcpdump
+    still runs, with the rewrites a file of the same capture shows."""
+    import os
+    import select
+    import signal
+    import sys
+    import time
+    dump = subprocess.Popen(["ip", "netns", "exec", "fvlab-n1-sbox", "tcpdump", "-Z", "root", "--immediate-mode",
+                             "-i", "any", "-U", "-w", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fv = subprocess.Popen([sys.executable, "-m", "flowviz", "replay", "-", "--dport", "20229", "--json"],
+                          stdin=dump.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    dump.stdout.close()   # flowviz holds the pipe now
+    try:
+        said = b""
+        end = time.monotonic() + 20
+        while b"listening on" not in said and time.monotonic() < end:
+            if select.select([dump.stderr], [], [], 0.5)[0]:
+                said += os.read(dump.stderr.fileno(), 4096)
+        assert b"listening on" in said, said
+        time.sleep(1.0)   # tcpdump announces itself a little before its socket sees packets
+        assert one_request(TARGETS["swarm-ingress"], "tcp", timeout=3) is not None
+        out = b""
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            js, hops = journeys(out.decode())
+            if any(j["reply_to"] is not None for j in js):
+                break
+            if select.select([fv.stdout], [], [], 0.5)[0]:
+                out += os.read(fv.stdout.fileno(), 65536)
+        assert dump.poll() is None and fv.poll() is None   # both still running: this was streamed
+    finally:
+        if dump.poll() is None:
+            dump.send_signal(signal.SIGINT)
+        dump.wait(timeout=20)
+        rest, err = fv.communicate(timeout=60)
+    assert fv.returncode == 0, err
+    js, hops = journeys((out + rest).decode())
+    syn = syn_journey(js, hops)
+    assert {"route", "dnat", "snat"} <= {c["kind"] for c in syn["changes"]}
+    assert any(j["reply_to"] == syn["packet"] for j in js)
