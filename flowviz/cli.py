@@ -74,8 +74,22 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text", action="store_true", help="a text timeline per journey")
 
 
+def _docker_host(text: str) -> str:
+    if not text.startswith(("unix:///", "tcp://")) or len(text) <= len("tcp://"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give unix:///path/to/docker.sock or tcp://host:port")
+    return text
+
+
+def _docker_args(p: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
+    # after the command too (flowviz topo --docker-host ...); SUPPRESS keeps a value given before it
+    p.add_argument("--docker-host", type=_docker_host, default=default, metavar="URL",
+                   help="the Docker engine to ask for names (default: $DOCKER_HOST, else "
+                        "unix:///var/run/docker.sock)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="flowviz", description="Follow one packet through a container host.")
+    _docker_args(p, default=None)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -94,9 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--count", type=_positive(int), help="stop after this many journeys")
     f.add_argument("--duration", type=_positive(float, high=MAX_DURATION_S), help="stop after this many seconds")
     f.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)  # print the final C and exit
+    _docker_args(f)
     f.set_defaults(func=cmd_follow)
 
     d = sub.add_parser("doctor", help="what this machine offers for live tracing, and how to fix what is missing")
+    _docker_args(d)
     d.set_defaults(func=cmd_doctor)
 
     t = sub.add_parser("topo", help="namespaces, links, peers, tunnels, NAT rules and Docker names")
@@ -105,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dport", type=_port)
     t.add_argument("--to", metavar="ADDR", help="destination address for --path")
     t.add_argument("--from", dest="src", metavar="NETNS", help="namespace the packet starts in for --path")
+    _docker_args(t)
     t.set_defaults(func=cmd_topo)
 
     lab = sub.add_parser("lab", help="build the reference topologies from network namespaces (root)")
@@ -258,6 +275,8 @@ def cmd_lab_traffic(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.docker_host:
+        os.environ["DOCKER_HOST"] = args.docker_host   # how the Docker SDK (and any docker CLI we run) finds it
     from .pipeline import tune_gc
     tune_gc()
     # SIGTERM ends the run like ^C does, so cleanups (BPF detach, lab teardown) run.

@@ -1,6 +1,7 @@
 """Docker's names for namespaces, bridges and networks, through the Docker SDK (optional).
 
-When an engine answers on its socket: container names and ids, each
+When an engine answers (found as the Docker CLI finds it: ``DOCKER_HOST``, which
+``flowviz --docker-host`` sets, else /var/run/docker.sock): container names and ids, each
 container's network mode (host, none, container:X, bridge, user bridge,
 overlay, macvlan), which namespace is whose (sandbox key or the process's
 namespace), ``ingress_sbox``, the overlay namespaces ``1-<network id>``, the
@@ -14,20 +15,28 @@ from __future__ import annotations
 import os
 
 from ..netns import inode_of
+from ..paths import DOCKER_NETNS
 
-DOCKER_SOCKET = "/var/run/docker.sock"
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+
+def docker_host() -> str:
+    """The engine's address: ``DOCKER_HOST`` as the Docker CLI reads it, else the default socket."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
 def client(timeout: float = 3.0):
     """A Docker client if the SDK is installed and an engine answers; otherwise None."""
-    if not os.path.exists(DOCKER_SOCKET):
+    url = docker_host()
+    if url.startswith("unix://") and not os.path.exists(url[len("unix://"):]):
         return None
     try:
         import docker
     except ImportError:
         return None
     try:
-        c = docker.DockerClient(base_url=f"unix://{DOCKER_SOCKET}", timeout=timeout)
+        # from_env: DOCKER_HOST, and DOCKER_TLS_VERIFY / DOCKER_CERT_PATH for an engine over TCP
+        c = docker.from_env(timeout=timeout)
         c.ping()
         return c
     except Exception:   # docker.errors.DockerException, requests errors: no engine to ask
@@ -91,12 +100,18 @@ def read(c) -> dict:
             "networks": {name: {"ip": v.get("IPAddress"), "mac": v.get("MacAddress"),
                                 "gateway": v.get("Gateway")} for name, v in (ns.get("Networks") or {}).items()},
         })
-    return {"containers": containers, "networks": networks}
+    # where this engine keeps its namespaces (``<exec-root>/netns``: ingress_sbox and the overlays
+    # are there, with no process in them); an engine started with its own --exec-root is not at
+    # the default place
+    netns_dirs = sorted({os.path.dirname(c["netns_path"]) for c in containers
+                         if c["netns_path"] and not c["netns_path"].startswith("/proc/")})
+    return {"containers": containers, "networks": networks, "netns_dirs": netns_dirs}
 
 
 def apply(found: dict, info: dict) -> None:
     """Name namespaces as Docker would (in place): containers, ingress_sbox, overlays, lb sandboxes."""
-    by_path = {os.path.basename(ns.path): ns for ns in found.values() if "/docker/netns/" in ns.path}
+    dirs = {DOCKER_NETNS, *info.get("netns_dirs", ())}
+    by_path = {os.path.basename(ns.path): ns for ns in found.values() if os.path.dirname(ns.path) in dirs}
     nets_by_prefix = {n["id"][:10]: n for n in info["networks"] if n["driver"] == "overlay"}
     nets_by_lb = {n["id"][:9]: n for n in info["networks"] if n["driver"] == "overlay"}
     for base, ns in by_path.items():

@@ -16,8 +16,8 @@ import threading
 import time
 
 from ..model import HopEvent
-from ..paths import DOCKER_NETNS, RUN_NETNS
-from .namespaces import UNNAMED_PREFIX, NetnsNames
+from ..paths import RUN_NETNS
+from .namespaces import UNNAMED_PREFIX, NetnsNames, docker_netns_dirs
 from .snapshot import Snapshot, take
 
 
@@ -72,7 +72,6 @@ class LiveTopology:
 class Watcher:
     """Marks the topology dirty when links or namespaces change (a background thread)."""
 
-    NS_DIRS = (RUN_NETNS, DOCKER_NETNS)
 
     def __init__(self, topo: LiveTopology):
         self.topo = topo
@@ -100,7 +99,7 @@ class Watcher:
 
     def _listing(self) -> tuple:
         out = []
-        for d in self.NS_DIRS:
+        for d in (RUN_NETNS, *docker_netns_dirs(self.topo.names.docker)):
             try:
                 out.append(tuple(sorted(os.listdir(d))))
             except OSError:

@@ -80,22 +80,10 @@ def discover(*, with_processes: bool = True, with_docker: bool = True) -> Discov
     root = inode_of(root_path)
     if root is not None:
         found[root] = Namespace(root, root_path, "host", kind="root", role="host")
-    for directory, kind in ((RUN_NETNS, "named"), (DOCKER_NETNS, "docker")):
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            continue
-        for n in names:
-            path = os.path.join(directory, n)
-            ino = inode_of(path)
-            if ino is None:
-                continue
-            if ino not in found or found[ino].kind == "process":
-                found[ino] = Namespace(ino, path, n, kind=kind)
-            if kind == "docker" and n == "ingress_sbox":
-                found[ino].role = "ingress_sbox"
-            elif kind == "docker" and n.startswith("1-"):
-                found[ino].role = "overlay"
+    info = _read_docker() if with_docker else None
+    dirs = [(RUN_NETNS, "named")] + [(d, "docker") for d in docker_netns_dirs(info)]
+    for directory, kind in dirs:
+        _scan(found, directory, kind)
     if with_processes:
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -109,23 +97,50 @@ def discover(*, with_processes: bool = True, with_docker: bool = True) -> Discov
                 ns = found[ino] = Namespace(ino, path, f"pid:{entry}({_comm(int(entry))})", kind="process")
             ns.pids.append(int(entry))
     _apply_lab_roles(found)
-    info = _apply_docker(found) if with_docker else None
+    if info is not None:
+        from . import docker
+        docker.apply(found, info)
     return Discovery(found, info)
 
 
-def _apply_docker(found: dict[int, Namespace]) -> Optional[dict]:
+def docker_netns_dirs(info: Optional[dict]) -> list[str]:
+    """Where Docker's namespaces are: the default place, and wherever the engine asked keeps them."""
+    dirs = [DOCKER_NETNS]
+    for d in (info or {}).get("netns_dirs", ()):
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def _scan(found: dict[int, Namespace], directory: str, kind: str) -> None:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return
+    for n in names:
+        path = os.path.join(directory, n)
+        ino = inode_of(path)
+        if ino is None:
+            continue
+        if ino not in found or found[ino].kind == "process":
+            found[ino] = Namespace(ino, path, n, kind=kind)
+        if kind == "docker" and n == "ingress_sbox":
+            found[ino].role = "ingress_sbox"
+        elif kind == "docker" and n.startswith("1-"):
+            found[ino].role = "overlay"
+
+
+def _read_docker() -> Optional[dict]:
     from . import docker
     c = docker.client()
     if c is None:
         return None
     try:
-        info = docker.read(c)
+        return docker.read(c)
     except Exception:   # the engine went away between ping and read: names without Docker
         return None
     finally:
         c.close()
-    docker.apply(found, info)
-    return info
 
 
 def _apply_lab_roles(found: dict[int, Namespace]) -> None:

@@ -1,5 +1,9 @@
 """A real Docker engine for tests: started here, and the machine put back as it was afterwards.
 
+The engine is the tests' own: its own socket, data root, exec root, pidfile and default bridge
+(BRIDGE, not docker0), so it runs beside a user's engine on the default socket without touching
+its data; flowviz finds it through DOCKER_HOST, as the Docker CLI would.
+
 dockerd changes the host: FORWARD policy DROP, its iptables chains (which
 create the tables, with iptables-nft, where there were none), docker0 and
 docker_gwbridge, ip_forward, and bind mounts under /run/docker/netns. All of
@@ -23,7 +27,12 @@ import machine
 
 IMAGE = "flowviz-busybox:test"
 LABEL = {"flowviz-test": "1"}
-SOCKET = "/var/run/docker.sock"
+BASE = "/run/flowviz-test-docker"            # socket, pidfile, exec root (short: socket paths are limited)
+SOCKET = f"{BASE}/docker.sock"
+EXEC_ROOT = f"{BASE}/exec"
+DATA_ROOT = "/var/lib/flowviz-test-docker"   # removed at the end (unless FLOWVIZ_DOCKER_DATA_ROOT says where)
+BRIDGE, BRIDGE_ADDR = "fvt-docker0", "172.31.254.1/24"   # the engine's default bridge, made here
+USER_SOCKET = "/var/run/docker.sock"         # where a user's engine answers, if one runs
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "nc", "cat", "sleep", "echo", "ip", "ls")
 
@@ -64,7 +73,7 @@ def restore(before: dict) -> None:
                     _run("nft", "delete", "table", nft_family, table)
     for m in sorted(set(now["mounts"]) - set(before["mounts"]), reverse=True):
         _run("umount", "-l", m)
-    for d in ("/run/docker/netns", "/var/run/docker/netns"):
+    for d in ("/run/docker/netns", "/var/run/docker/netns", f"{EXEC_ROOT}/netns"):
         if os.path.isdir(d):
             for n in os.listdir(d):
                 try:
@@ -92,14 +101,28 @@ def busybox_tar() -> bytes:
     return buf.getvalue()
 
 
+def _answers(socket_path: str) -> bool:
+    if not os.path.exists(socket_path):
+        return False
+    import docker
+    try:
+        docker.DockerClient(base_url=f"unix://{socket_path}", timeout=2).ping()
+        return True
+    except Exception:   # DockerException, connection refused: nobody answers
+        return False
+
+
 class Engine:
-    """dockerd for the test session (ours, or one that was already running)."""
+    """dockerd for a test module, with everything of its own (see the module's docstring)."""
 
     def __init__(self):
         self.proc: Optional[subprocess.Popen] = None
         self.before = machine.state()
         self.log = tempfile.NamedTemporaryFile(prefix="flowviz-dockerd-", suffix=".log", delete=False)
         self.client = None
+        self.data_root = os.environ.get("FLOWVIZ_DOCKER_DATA_ROOT") or DATA_ROOT
+        self._remove_data_root = not os.path.exists(self.data_root)
+        self._docker_host = os.environ.get("DOCKER_HOST")
 
     def start(self) -> None:
         import docker
@@ -107,21 +130,24 @@ class Engine:
             raise RuntimeError("dockerd is not installed: scripts/setup --tests installs docker.io")
         if not os.path.exists(BUSYBOX):
             raise RuntimeError("busybox-static is not installed: scripts/setup --tests installs it")
-        if self._answers():
-            raise RuntimeError("a Docker engine is already running; the Docker tests start and stop their own")
-        argv = ["dockerd", "--host", f"unix://{SOCKET}", "--pidfile", "/run/flowviz-test-dockerd.pid"]
-        data_root = os.environ.get("FLOWVIZ_DOCKER_DATA_ROOT")   # the stock-kernel guest's tmpfs
-        if data_root:
-            argv += ["--data-root", data_root]
+        if _answers(SOCKET):
+            raise RuntimeError(f"a test engine from an earlier run still answers on {SOCKET}: stop it first")
+        os.makedirs(BASE, mode=0o700, exist_ok=True)
+        _run("ip", "link", "add", BRIDGE, "type", "bridge", check=True)
+        _run("ip", "addr", "add", BRIDGE_ADDR, "dev", BRIDGE, check=True)
+        _run("ip", "link", "set", BRIDGE, "up", check=True)
+        argv = ["dockerd", "--host", f"unix://{SOCKET}", "--pidfile", f"{BASE}/docker.pid",
+                "--exec-root", EXEC_ROOT, "--data-root", self.data_root, "--bridge", BRIDGE]
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, start_new_session=True)
         # under software emulation (the stock-kernel guest) dockerd and containerd take minutes
         deadline = time.monotonic() + float(os.environ.get("FLOWVIZ_DOCKER_START_S", "60"))
-        while not self._answers():
+        while not _answers(SOCKET):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 with open(self.log.name, errors="replace") as f:
                     tail = "".join(f.readlines()[-15:])
                 raise RuntimeError(f"dockerd did not start; the end of its log ({self.log.name}):\n{tail}")
             time.sleep(0.3)
+        os.environ["DOCKER_HOST"] = f"unix://{SOCKET}"   # flowviz, run by the tests, finds this engine
         self.client = docker.DockerClient(base_url=f"unix://{SOCKET}", timeout=60)
         try:
             self.client.images.get(IMAGE)
@@ -129,15 +155,6 @@ class Engine:
             repo, tag = IMAGE.split(":")
             self.client.api.import_image_from_data(busybox_tar(), repository=repo, tag=tag)
 
-    def _answers(self) -> bool:
-        if not os.path.exists(SOCKET):
-            return False
-        import docker
-        try:
-            docker.DockerClient(base_url=f"unix://{SOCKET}", timeout=2).ping()
-            return True
-        except Exception:   # DockerException, connection refused: nobody answers
-            return False
 
     def cleanup_objects(self) -> None:
         """Remove every container, service and network the tests made; leave the swarm."""
@@ -181,7 +198,20 @@ class Engine:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                     self.proc.wait()
             restore(self.before)
+            self._forget()
         return machine.differences(self.before, machine.state())
+
+    def _forget(self) -> None:
+        """The engine's own files: its runtime directory, and its data root if this run made it."""
+        if self._docker_host is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = self._docker_host
+        shutil.rmtree(BASE, ignore_errors=True)
+        self.log.close()
+        os.unlink(self.log.name)   # kept only when dockerd did not start (the error names it)
+        if self._remove_data_root:
+            shutil.rmtree(self.data_root, ignore_errors=True)
 
 
 def netns_path(container) -> str:

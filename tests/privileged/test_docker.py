@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dockerd import ECHO, IMAGE, LABEL, ip_of, netns_path, request, wait_listening
+from dockerd import BRIDGE, BRIDGE_ADDR, ECHO, IMAGE, LABEL, ip_of, netns_path, request, wait_listening
 from livetools import following
 from support import flowviz
 
@@ -126,7 +126,7 @@ def test_topo_names_every_container_its_mode_peers_and_bridges(world):
                                                  if c["name"] == "fvt-side"}
     assert any(c["name"] == "fvt-hostsrv" and c["mode"] == "host" for c in by_name["host"]["containers"])
     host_links = {l["ifname"]: l for l in by_name["host"]["links"]}
-    bridge_of = {"fvt-web": "docker0", "fvt-client": "docker0",
+    bridge_of = {"fvt-web": BRIDGE, "fvt-client": BRIDGE,
                  "fvt-uweb": f"br-{world['net'].id[:12]}", "fvt-uclient": f"br-{world['net'].id[:12]}"}
     for name, bridge in bridge_of.items():
         ct = world[name.removeprefix("fvt-")]
@@ -134,7 +134,7 @@ def test_topo_names_every_container_its_mode_peers_and_bridges(world):
         veth = host_veth(ct)
         assert eth0["peer"] == {"netns": "host", "ifindex": host_links[veth]["ifindex"], "ifname": veth}
         assert host_links[veth]["master"] == bridge == root_links()[host_links[veth]["ifindex"]]["master"]
-        network = "bridge" if bridge == "docker0" else "fvt-net"
+        network = "bridge" if bridge == BRIDGE else "fvt-net"
         assert eth0["addresses"][0].split("/")[0] == ip_of(ct, network)
     for name in ("fvt-mv1", "fvt-mv2"):
         eth0 = next(l for l in by_name[name]["links"] if l["ifname"] == "eth0")
@@ -142,7 +142,7 @@ def test_topo_names_every_container_its_mode_peers_and_bridges(world):
         assert eth0["parent"]["ifname"] == "fvt-mvp0" and eth0["macvlan_mode"] == "bridge"
     assert [l["ifname"] for l in by_name["fvt-none"]["links"]] == ["lo"]
     nets = {n["name"]: n for n in topo["docker"]["networks"]}
-    assert nets["bridge"]["bridge"] == "docker0" and nets["fvt-net"]["bridge"] == f"br-{world['net'].id[:12]}"
+    assert nets["bridge"]["bridge"] == BRIDGE and nets["fvt-net"]["bridge"] == f"br-{world['net'].id[:12]}"
 
 
 # --- follow, mode by mode ----------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_bridge_container_to_container(world):
                             ("fvt-web", "eth0", "rx")]
     assert kinds(f, p) == [[], ["veth"], ["bridge"], ["veth", "deliver"]]
     hops = f.hops(p)
-    assert hops[2]["changes"][0]["via"] == "docker0"
+    assert hops[2]["changes"][0]["via"] == BRIDGE
     assert hops[0]["mode"] == "bridge" and hops[3]["mode"].startswith("bridge")
 
 
@@ -164,7 +164,7 @@ def test_published_port_from_outside(world, outside):
     web_ip = ip_of(world["web"], "bridge")
     f, p = follow_one(["--dport", "8080"], lambda: request(outside, "10.98.0.1", 8080))
     vw = host_veth(world["web"])
-    assert places(f, p) == [("fvt-outside", "eth0", "tx"), ("host", "fvt-out0", "rx"), ("host", "docker0", "tx"),
+    assert places(f, p) == [("fvt-outside", "eth0", "tx"), ("host", "fvt-out0", "rx"), ("host", BRIDGE, "tx"),
                             ("host", vw, "tx"), ("fvt-web", "eth0", "rx")]
     dnat = next(c for c in f.hops(p)[2]["changes"] if c["kind"] == "dnat")
     assert (dnat["from"], dnat["to"]) == ("10.98.0.1:8080", f"{web_ip}:80")
@@ -196,9 +196,9 @@ def test_macvlan_on_a_veth_parent(world):
 
 
 def test_host_mode(world):
-    f, p = follow_one(["--dport", "18081"], lambda: request(netns_path(world["client"]), "172.17.0.1", 18081))
+    f, p = follow_one(["--dport", "18081"], lambda: request(netns_path(world["client"]), BRIDGE_ADDR.split("/")[0], 18081))
     assert places(f, p) == [("fvt-client", "eth0", "tx"), ("host", host_veth(world["client"]), "rx"),
-                            ("host", "docker0", "rx")]
+                            ("host", BRIDGE, "rx")]
     assert kinds(f, p)[-1] == ["bridge", "deliver"]
     assert f.hops(p)[-1]["mode"] == "host: fvt-hostsrv"
 
@@ -222,7 +222,7 @@ def test_text_output_names_the_mode(world):
     with following("--dport", "80", "--host", web_ip, "--text") as f:
         request(netns_path(world["client"]), web_ip, 80)
         time.sleep(1.5)
-    assert "fvt-client [bridge]" in f.stdout and "bridge docker0" in f.stdout
+    assert "fvt-client [bridge]" in f.stdout and f"bridge {BRIDGE}" in f.stdout
 
 
 def test_a_container_started_during_a_follow_gets_its_name(docker_engine, world):
