@@ -43,6 +43,7 @@ EPB_FLAGS = 2
 # A record longer than this is not a packet but a corrupt length field.
 MAX_RECORD = 256 * 1024 * 1024
 MAX_SNAPLEN = 262144
+MAX_TS_NS = 1 << 63   # nanoseconds since 1970 that fit in 64 bits: until the year 2262
 
 DIR_FROM_FLAGS = {1: "rx", 2: "tx"}
 FLAGS_FROM_DIR = {"rx": 1, "tx": 2}
@@ -287,6 +288,8 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     units = sec.units[if_id]
     ts_ns = ts * (1_000_000_000 // units) if 1_000_000_000 % units == 0 else ts * 1_000_000_000 // units
     ts_ns += sec.offsets[if_id] * 1_000_000_000
+    if not 0 <= ts_ns < MAX_TS_NS:
+        raise fail(f"packet at byte {off} has a timestamp out of range (if_tsresol or if_tsoffset damaged?)")
     return Record(ts_ns, sec.ifaces[if_id], buf[data_off:data_off + caplen], orig, comment, direction)
 
 

@@ -1,0 +1,92 @@
+"""The fuzz target: one capture's bytes through everything a capture reaches — the reader, the
+decoder, the correlator, the text and JSON outputs, the explanations and a recording of it.
+
+The only way out is :class:`~flowviz.errors.BadCapture` (a one-line error for the user); any other
+exception is a bug. Text output must hold no raw control character. Used by tests/unit/test_fuzz.py
+(a bounded run in every test run, and every input under tests/fuzz-corpus/) and by scripts/fuzz
+(a longer run that adds what crashes to that corpus).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+
+from flowviz.correlate import Correlator
+from flowviz.errors import BadCapture
+from flowviz.explain import explain
+from flowviz.pipeline import Pipeline
+from flowviz.render.jsonl import JsonLinesWriter
+from flowviz.render.pcapng import PcapngRecorder
+from flowviz.render.text import TextWriter
+from flowviz.sanitize import safe
+from flowviz.sources.replay import ReplaySource
+
+CORPUS = os.path.join(os.path.dirname(__file__), "fuzz-corpus")
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "pcaps")
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # tabs and newlines are the output's own
+
+
+def seeds() -> list[bytes]:
+    """The sample captures and the corpus: what mutations start from."""
+    out = []
+    for d in (SAMPLES, CORPUS):
+        for name in sorted(os.listdir(d)):
+            if name.endswith((".pcap", ".pcapng")):
+                with open(os.path.join(d, name), "rb") as f:
+                    out.append(f.read())
+    return out
+
+
+def mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
+    """(position, operation, byte) edits: 0 overwrites, 1 inserts, 2 deletes, 3 cuts the rest off."""
+    b = bytearray(data)
+    for pos, op, value in edits:
+        if not b:
+            break
+        pos %= len(b)
+        if op == 0:
+            b[pos] = value
+        elif op == 1:
+            b[pos:pos] = bytes([value]) * (1 + value % 4)
+        elif op == 2:
+            del b[pos:pos + 1 + value % 8]
+        else:
+            del b[pos:]
+    return bytes(b)
+
+
+def run(data: bytes) -> None:
+    """Everything a capture reaches; raises AssertionError (or anything but BadCapture) on a bug."""
+    with tempfile.TemporaryDirectory(prefix="flowviz-fuzz-") as d:
+        path = os.path.join(d, "input.pcapng")
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            source = ReplaySource([path])
+        except BadCapture:
+            return
+        text, js = io.StringIO(), io.StringIO()
+        recorder = PcapngRecorder(os.path.join(d, "recorded.pcapng"))
+        explained = _Explained()
+        sinks = [TextWriter(text), JsonLinesWriter(js), recorder, explained]
+        Pipeline(source, Correlator(topology=source.topology, max_open=64), sinks).run()
+        recorder.close()
+        for e in source.problems:
+            assert isinstance(e, BadCapture) and "\n" not in str(e) and not RAW_CONTROL.search(str(e)), repr(str(e))
+        for out in (text.getvalue(), explained.text):
+            assert not RAW_CONTROL.search(out), repr(RAW_CONTROL.search(out))
+        if recorder.hops:   # what flowviz recorded, flowviz reads back
+            list(ReplaySource([recorder.path]).events())
+
+
+class _Explained:
+    """A sink: every hop's explanation, made safe as the TUI's explain panel makes it."""
+
+    def __init__(self):
+        self.text = ""
+
+    def journey(self, j) -> None:
+        self.text += "\n".join(safe(line) for hop in j.hops for line in explain(hop, j))
