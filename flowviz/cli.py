@@ -20,7 +20,8 @@ from .errors import BadInput, FlowvizError, NeedRoot
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        from .sanitize import safe   # arguments can come from a glob over hostile file names
+        self.exit(2, f"{self.prog}: {safe(message)} (see {self.prog} --help)\n")
 
 
 def _port(text: str) -> int:
@@ -204,9 +205,10 @@ def _print_plain(source, correlator, mode: str) -> None:
 
 
 def _report_problems(source) -> int:
+    from .sanitize import safe
     for e in source.problems:
         how = "; the packets before it are reported" if getattr(e, "partial", False) else ""
-        print(f"flowviz: {e}{how}", file=sys.stderr)
+        print(f"flowviz: {safe(str(e))}{how}", file=sys.stderr)
     return 2 if source.problems else 0
 
 
@@ -285,7 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.func(args) or 0
     except FlowvizError as e:
         _flush_quietly()
-        print(f"flowviz: {e}", file=sys.stderr)
+        from .sanitize import safe   # paths, names and arguments in it may hold control characters
+        print(f"flowviz: {safe(str(e))}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
         return 130

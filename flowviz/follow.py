@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from .correlate import Correlator
 from .filter import FlowFilter
+from .sanitize import safe
 
 LIVE_WINDOW_NS = 500_000_000   # a journey is done 0.5 s after its last sighting
 LOST_REPORT_EVERY_S = 1.0
@@ -52,7 +53,7 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
             if recorder.hops == 0:   # nothing recorded (also on errors): no header-only file left behind
                 recorder.discard()
                 if source is not None and sys.exc_info()[0] is None:   # an error says enough on its own
-                    print(f"flowviz: nothing was followed, so {recorder.path} was not written", file=sys.stderr)
+                    print(f"flowviz: nothing was followed, so {safe(recorder.path)} was not written", file=sys.stderr)
             else:
                 recorder.close()
 

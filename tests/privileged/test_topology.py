@@ -139,3 +139,36 @@ def test_topo_tree_and_errors(all_lab):
     assert "⇄ node1/veth8a3c2f1" in r.stdout
     r = flowviz("topo", "--path", "--dport", "20229", "--from", "nowhere")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nowhere" in r.stderr
+
+
+HOSTILE_NS = "fvt-\x1b]0;owned\x07\x1b[2Jns"
+HOSTILE_LINK = "e\x1b[2J\x07"   # the kernel takes any byte in a name but "/", ":" and white space
+RAW_CONTROL = __import__("re").compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@pytest.fixture
+def hostile_netns():
+    subprocess.run(["ip", "netns", "del", HOSTILE_NS], capture_output=True)
+    subprocess.run(["ip", "netns", "add", HOSTILE_NS], check=True)
+    try:
+        subprocess.run(["ip", "-n", HOSTILE_NS, "link", "add", HOSTILE_LINK, "type", "veth", "peer", "name", "p0"],
+                       check=True)
+        yield HOSTILE_NS
+    finally:
+        subprocess.run(["ip", "netns", "del", HOSTILE_NS], capture_output=True)
+
+
+def test_hostile_namespace_and_link_names_reach_no_terminal_raw(hostile_netns):
+    tree = flowviz("topo")
+    assert tree.returncode == 0, tree.stderr
+    assert "fvt-\\x1b]0;owned\\x07\\x1b[2Jns" in tree.stdout and "e\\x1b[2J\\x07" in tree.stdout
+    assert not RAW_CONTROL.search(tree.stdout.replace("\n", "")), repr(RAW_CONTROL.search(tree.stdout))
+    js = flowviz("topo", "--json")
+    assert not RAW_CONTROL.search(js.stdout.replace("\n", ""))
+    ns = next(n for n in json.loads(js.stdout)["namespaces"] if n["netns"] == HOSTILE_NS)   # JSON keeps the value
+    assert any(l["ifname"] == HOSTILE_LINK for l in ns["links"])
+    for args in (("follow", "--netns", "no\x1b[2Jsuch", "--text"), ("topo", "--path", "--dport", "80",
+                                                                     "--from", "no\x1b[2Jsuch")):
+        r = flowviz(*args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not RAW_CONTROL.search(r.stderr.strip()) and "\\x1b[2J" in r.stderr
