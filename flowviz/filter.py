@@ -44,6 +44,14 @@ class FlowFilter:
         return (self.dport is None and self.sport is None and self.port is None
                 and self.host is None and self.proto is None)
 
+    def never_matches(self, frame: Frame) -> bool:
+        """True when no later hop can make this packet match, so it need not be kept at all: TCP or
+        ICMP was asked for and the packet's own protocol (innermost) is another. NAT rewrites
+        addresses and ports, and VXLAN wraps a packet in UDP, so every other criterion (and UDP)
+        is decided when the journey ends."""
+        p = self.proto
+        return p is not None and p != "udp" and frame.innermost.proto != p
+
     def matches(self, frame: Frame) -> bool:
         """True when the outer packet or any encapsulated one meets every criterion."""
         f: Optional[Frame] = frame

@@ -40,6 +40,12 @@ TX = "tx"      #: the device is sending it
 DROP = "drop"  #: the kernel freed it as a drop (skb:kfree_skb), with a reason
 FREE = "free"  #: end of life without a drop (skb:consume_skb); not a hop
 
+#: what can see a packet: the live tracer's tracepoints, or a capture. A recording's hook= that
+#: names anything else is not believed (``UNKNOWN_HOOK``).
+HOOK_NAMES = frozenset({"netif_receive_skb", "net_dev_start_xmit", "netif_rx", "kfree_skb", "consume_skb",
+                        "capture"})
+UNKNOWN_HOOK = "unknown"
+
 
 class HopEvent(NamedTuple):
     """One sighting of one packet at one device.

@@ -55,18 +55,23 @@ def main() -> int:
     args = ap.parse_args()
     print(f"peak RSS of `flowviz replay --json`, {args.packets:,} distinct packets (each case in a fresh process):")
     with tempfile.TemporaryDirectory() as d:
-        for kind, what in (("spread", "spread over time (10 ms apart)"), ("same", "all at one timestamp"),
-                           ("spb", "simple packet blocks (no timestamps)")):
+        for kind, what, extra in (("spread", "spread over time (10 ms apart)", []),
+                                  ("same", "all at one timestamp", []),
+                                  ("same", "one timestamp, --proto icmp (none match)", ["--proto", "icmp"]),
+                                  ("same", "one timestamp, --dport 9 (none match)", ["--dport", "9"]),
+                                  ("spb", "simple packet blocks (no timestamps)", [])):
             path = os.path.join(d, f"{kind}.pcapng")
-            write(path, args.packets, kind)
+            if not os.path.exists(path):
+                write(path, args.packets, kind)
             # a fresh interpreter per case, so one case's peak is not another's
-            out = subprocess.run([sys.executable, __file__, "--measure", path], capture_output=True, text=True)
+            out = subprocess.run([sys.executable, __file__, "--measure", path, *extra], capture_output=True,
+                                 text=True)
             print(f"  {what:<40} {out.stdout.strip()} MB  ({os.path.getsize(path) / 1e6:.1f} MB file)")
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
-        print(f"{peak_rss_mb(sys.argv[2], []):.0f}")
+    if len(sys.argv) >= 3 and sys.argv[1] == "--measure":
+        print(f"{peak_rss_mb(sys.argv[2], sys.argv[3:]):.0f}")
         sys.exit(0)
     sys.exit(main())

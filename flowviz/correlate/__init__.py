@@ -47,6 +47,8 @@ class Correlator:
             return self._expire(ev.ts_ns)
         ev, owner = self.journeys.owner(ev)
         frame = decode(ev.data, ev.linktype)
+        if self.filter is not None and self.filter.never_matches(frame):
+            return self._expire(ev.ts_ns)   # decided now: not kept, whatever the timestamps do
         key = identity(frame)
         j, duplicate = self.journeys.match(ev, key, owner)
         if duplicate:

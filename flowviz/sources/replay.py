@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
-from ..model import DROP, FREE, LINKTYPE_LINUX_SLL2, RX, TX, ChangeKind, HopEvent
+from ..model import DROP, FREE, HOOK_NAMES, LINKTYPE_LINUX_SLL2, RX, TX, UNKNOWN_HOOK, ChangeKind, HopEvent
 from ..pcapfile import Interface, Record, parse_meta, read_capture
 from . import SourceStatus
 
@@ -198,7 +198,7 @@ class ReplaySource:
         return HopEvent(
             ts_ns=rec.ts_ns, ifname=ifname, dir=direction, data=rec.data,
             linktype=iface.linktype, length=rec.orig_len, netns=netns,
-            netns_id=meta.get("netns_id"), ifindex=ifindex, hook=meta.get("hook", "capture"),
+            netns_id=meta.get("netns_id"), ifindex=ifindex, hook=_hook(meta.get("hook", "capture")),
             skb=meta.get("skb"), mark=meta.get("mark"), drop_reason=meta.get("reason"),
             cpu=meta.get("cpu"), comment=text, mode=self.topology.mode_of(netns, ifname),
             notes=notes_decode(unquote(meta["notes"])) if "notes" in meta else (),
@@ -243,6 +243,10 @@ class ReplaySource:
 
     def close(self) -> None:
         self._streams = []
+
+
+def _hook(claimed) -> str:
+    return claimed if claimed in HOOK_NAMES else UNKNOWN_HOOK
 
 
 def _prepend(first, it):

@@ -167,3 +167,20 @@ def test_idle_ticks_do_not_sweep_connections_each_time(monkeypatch):
     for t in range(50):
         c.expire(T0 + 10_000 + t * 1000)
     assert sweeps == [10]
+
+
+def test_a_packet_no_hop_could_make_match_is_never_kept():
+    """--proto tcp: a UDP or ARP packet cannot become TCP on the way (VXLAN adds UDP, NAT keeps the
+    protocol), so it is dropped at its first sighting instead of held until its journey ends; UDP
+    and the other criteria are left to the end (a TCP packet wrapped in VXLAN is UDP outside)."""
+    udp = udp_frame(A, B, "10.0.0.1", "10.0.0.2", 5000, 53, b"query", ip_id=4)
+    c = Correlator(flt=FlowFilter(proto="tcp"))
+    for i, data in enumerate((udp, udp, SYN)):
+        c.feed(ev(i, f"n{i}/eth0", "tx", data))
+    assert len(c.journeys) == 1   # the SYN's; the UDP packet was never opened
+    assert [j.hops[0].frame.innermost.l4.seq for j in c.flush()] == [100]
+    wrapped = vxlan_frame(SYN, A, B, "192.168.21.192", "192.168.21.193", 4096)
+    c = Correlator(flt=FlowFilter(proto="udp", dport=4789))
+    c.feed(ev(0, "c/eth0", "tx", SYN))          # plain TCP now, UDP once wrapped: kept
+    c.feed(ev(1, "n1/eth0", "tx", wrapped))
+    assert len(c.journeys) == 1 and [len(j.hops) for j in c.flush()] == [2]

@@ -35,6 +35,13 @@ def test_text_and_json_carry_no_control_characters(tmp_path):
     assert out.returncode == 0 and not RAW_CONTROL.search(out.stdout.replace("\n", "")), repr(out.stdout)
     hops = [json.loads(l) for l in out.stdout.splitlines() if '"type": "hop"' in l]
     assert hops and hops[0]["dir"] == "tx" and "\x1b" in hops[0]["ifname"]   # JSON keeps the value, escaped
+    assert hops[0]["hook"] == "unknown"   # nor the hook= claim, which names no tracepoint
+
+
+def test_the_live_tracer_s_hooks_are_the_ones_a_recording_may_name():
+    from flowviz.model import HOOK_NAMES
+    from flowviz.sources.live import HOOKS
+    assert {name for name, _ in HOOKS.values()} | {"capture"} == HOOK_NAMES
 
 
 def test_an_error_naming_a_hostile_interface_is_one_clean_line(tmp_path):
