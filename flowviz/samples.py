@@ -353,3 +353,28 @@ def write(path: str, packets: Iterable[list[Sighting]], *, start_ns: int = BASE_
                 n += 1
             ts += gap_ns
     return n
+
+
+FLOOD_KINDS = ("spread", "same", "spb")
+
+
+def flood(path: str, n: int, kind: str, *, payload: int = 0) -> None:
+    """``n`` distinct TCP packets (another IP ID and sequence each, ``payload`` bytes each) on one
+    device: ``spread`` 10 ms apart, ``same`` all at one timestamp, ``spb`` as simple packet blocks
+    (no timestamps). What bounded memory is measured and tested with."""
+    import struct
+    base = tcp_frame("02:00:00:00:00:0a", "02:00:00:00:00:0b", "10.0.0.1", "10.0.0.2", 40000, 80,
+                     payload=b"x" * payload)
+    with open(path, "wb") as f:
+        w = PcapNgWriter(f, app="flowviz flood")
+        idx = w.interface("c1/eth0", LINKTYPE_ETHERNET)
+        b = bytearray(base)
+        for i in range(n):
+            struct.pack_into("!H", b, 18, i & 0xFFFF)
+            struct.pack_into("!I", b, 38, i)
+            fr = bytes(b)
+            if kind == "spb":   # a simple packet block: original length and data, no timestamp
+                body = struct.pack("<I", len(fr)) + fr + b"\0" * (-len(fr) % 4)
+                f.write(struct.pack("<II", 3, 12 + len(body)) + body + struct.pack("<I", 12 + len(body)))
+            else:
+                w.packet(idx, 1_000_000_000 + (i * 10_000_000 if kind == "spread" else 0), fr, direction="tx")

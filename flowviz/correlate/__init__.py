@@ -16,7 +16,7 @@ from ..filter import FlowFilter
 from ..model import FREE, REPLY, HopEvent, Journey
 from .conns import Connections, request_of
 from .identity import flow_tuple, identity
-from .journeys import DEFAULT_MAX_OPEN, Open, OpenJourneys
+from .journeys import DEFAULT_MAX_HELD, DEFAULT_MAX_OPEN, Open, OpenJourneys
 from .transitions import Topology, classify, hops
 
 __all__ = ["Correlator", "Topology", "classify", "flow_tuple", "identity", "DEFAULT_MAX_OPEN", "DEFAULT_WINDOW_NS"]
@@ -29,11 +29,12 @@ class Correlator:
     """Feed HopEvents in (roughly) time order; get finished Journeys back."""
 
     def __init__(self, *, flt: Optional[FlowFilter] = None, window_ns: int = DEFAULT_WINDOW_NS,
-                 topology: Optional[Topology] = None, max_open: int = DEFAULT_MAX_OPEN):
+                 topology: Optional[Topology] = None, max_open: int = DEFAULT_MAX_OPEN,
+                 max_held: int = DEFAULT_MAX_HELD):
         self.filter = flt if flt is not None and not flt.empty else None
         self.window = window_ns
         self.topology = topology
-        self.journeys = OpenJourneys(window_ns, max_open)
+        self.journeys = OpenJourneys(window_ns, max_open, max_held)
         self.conns = Connections()
         self.events = 0
         self._now = 0

@@ -20,7 +20,8 @@ from .identity import seen_before
 class Open:
     """A journey still collecting hops."""
 
-    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "first_ts", "seen", "keys")
+    __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "first_ts", "seen", "keys",
+                 "held")
 
     def __init__(self, jid: int, conn: Conn, direction: str, ts: int):
         self.id = jid
@@ -33,19 +34,26 @@ class Open:
         self.ended = False   # dropped: nothing joins it any more
         self.seen: dict = {}  # (netns, ifname, dir) → the last event there
         self.keys: set = set()  # identities it is indexed under
+        self.held = 0           # what its sightings cost in memory, roughly (see HOP_COST)
 
 
 DEFAULT_MAX_OPEN = 20_000   # open journeys kept at once; ~1 kB each
+DEFAULT_MAX_HELD = 64 << 20  # bytes all open journeys may hold: their packets' bytes, plus HOP_COST a sighting
+HOP_COST = 1024              # the objects of one sighting besides its bytes (event, decoded frame, indexes)
 
 
 class OpenJourneys:
-    """``max_open`` bounds memory whatever the timestamps do: a capture whose stream time does not
-    advance (simple packet blocks carry none, a burst shares one) would otherwise keep every
-    journey open. Past it, the least recently seen journey is taken out early (:meth:`evict`)."""
+    """``max_open`` and ``max_held`` bound memory whatever the timestamps do: a capture whose
+    stream time does not advance (simple packet blocks carry none, a burst shares one) would
+    otherwise keep every journey open, and big packets (or one packet seen over and over) make
+    a few journeys large. Past either, the least recently seen journey is taken out early
+    (:meth:`evict`)."""
 
-    def __init__(self, window_ns: int, max_open: int = DEFAULT_MAX_OPEN):
+    def __init__(self, window_ns: int, max_open: int = DEFAULT_MAX_OPEN, max_held: int = DEFAULT_MAX_HELD):
         self.window = window_ns
         self.max_open = max_open
+        self.max_held = max_held
+        self.held = 0
         self._open: "OrderedDict[int, Open]" = OrderedDict()   # oldest activity first
         self._by_skb: dict[int, Open] = {}
         self._by_key: dict = {}
@@ -103,6 +111,9 @@ class OpenJourneys:
     def add(self, j: Open, ev: HopEvent, frame: Frame, key) -> None:
         j.events.append(ev)
         j.frames.append(frame)
+        cost = len(ev.data) + HOP_COST
+        j.held += cost
+        self.held += cost
         j.seen[(ev.netns, ev.ifname, ev.dir)] = ev
         if ev.ts_ns > j.last_ts:
             j.last_ts = ev.ts_ns
@@ -133,7 +144,7 @@ class OpenJourneys:
     def evict(self) -> list[Open]:
         """Take out the least recently seen journeys beyond ``max_open``."""
         out = []
-        while len(self._open) > self.max_open:
+        while len(self._open) > self.max_open or (self.held > self.max_held and self._open):
             _, j = self._open.popitem(last=False)
             self._unindex(j)
             out.append(j)
@@ -143,11 +154,13 @@ class OpenJourneys:
         """Take out every open journey (end of input)."""
         out = list(self._open.values())
         self._open.clear()
+        self.held = 0
         self._by_skb.clear()
         self._by_key.clear()
         return out
 
     def _unindex(self, j: Open) -> None:
+        self.held -= j.held
         for ev in j.events:
             if ev.skb is not None and self._by_skb.get(ev.skb) is j:
                 del self._by_skb[ev.skb]

@@ -107,3 +107,28 @@ def test_open_journeys_are_bounded_when_time_stands_still():
     out += c.flush()
     assert len(out) == 50 and sum(j.evicted for j in out) == 40
     assert [j.hops[0].frame.ip.id for j in out] == list(range(50))   # in order, none lost
+
+
+def test_open_journeys_are_bounded_by_the_bytes_they_hold():
+    """Big packets, or one packet sighted again and again, make few journeys large: past max_held
+    bytes the least recently seen is finished early too, and the held count returns to zero."""
+    from flowviz.correlate import Correlator
+    from flowviz.correlate.journeys import HOP_COST
+    frames = [tcp_frame(A, B, "10.0.0.1", "10.0.0.2", 40000, 80, ip_id=i, seq=i, payload=b"x" * 8000)
+              for i in range(30)]
+    budget = 10 * (len(frames[0]) + HOP_COST)
+    c = Correlator(max_held=budget)
+    out = []
+    for f in frames:
+        out += c.feed(ev(5, "c1/eth0", "tx", f))
+        assert c.journeys.held <= budget
+    out += c.flush()
+    assert len(out) == 30 and sum(j.evicted for j in out) == 20 and c.journeys.held == 0
+    # one packet, sighted at ever more places within the same instant: its journey is cut, not grown
+    c = Correlator(max_held=budget)
+    out = []
+    for i in range(25):
+        out += c.feed(ev(5, f"n{i}/eth0", "tx", frames[0]))
+        assert c.journeys.held <= budget
+    out += c.flush()
+    assert sum(len(j.hops) for j in out) == 25 and out[0].evicted and len(out[0].hops) <= 11
