@@ -8,7 +8,6 @@ how the journey ends (:func:`ending`).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Optional, Protocol
 
 from ..model import DROP, ICMP, RX, TX, Change, ChangeKind, Endpoint, Flow, Frame, Hop, HopEvent, Transition
@@ -117,7 +116,7 @@ def annotate(changes: list[Change], notes: tuple) -> None:
                 changes.append(Change(ChangeKind.IPVS, None, Endpoint(n.real, n.real_port), note=n))
             continue
         c = changes[i]
-        changes[i] = replace(c, kind=ChangeKind.IPVS if n.kind == "ipvs" else c.kind, note=n)
+        changes[i] = c._replace(kind=ChangeKind.IPVS if n.kind == "ipvs" else c.kind, note=n)
 
 
 def _guess_crossing(pe: HopEvent, ce: HopEvent) -> ChangeKind:
