@@ -31,7 +31,11 @@ class Following:
 
 @contextmanager
 def following(*args: str, stop=signal.SIGINT, timeout: float = 60):
-    """`flowviz follow ARGS` from attach to exit; the body runs once it is attached."""
+    """`flowviz follow ARGS` from attach to exit; the body runs once it is attached.
+
+    Under software emulation (the stock-kernel guest) compiling the tracer alone can take a minute
+    on a busy host: FLOWVIZ_ATTACH_TIMEOUT_S (scripts/vm-guest sets it) raises the wait for attach."""
+    timeout = max(timeout, float(os.environ.get("FLOWVIZ_ATTACH_TIMEOUT_S", "0")))
     p = subprocess.Popen([sys.executable, "-m", "flowviz", "follow", *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     f = Following(p)
