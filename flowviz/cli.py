@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("files", nargs="+", metavar="FILE",
                    help="pcap or pcapng files; - reads standard input as it arrives (tcpdump -U -w - | flowviz replay -)")
     _filter_args(r)
+    r.add_argument("-f", "--filter", dest="expr", metavar="EXPR",
+                   help="a tcpdump filter expression ('udp port 4789', 'net 10.0.0.0/8'): journeys with a sighting "
+                        "it matches, at the outer or the VXLAN-inner level; combines with the flags")
     _output_args(r)
     r.set_defaults(func=cmd_replay)
 
@@ -152,8 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _filter(args):
     from .filter import FlowFilter
+    expr = None
+    if getattr(args, "expr", None) is not None:
+        from .pcapexpr import Expression
+        expr = Expression(args.expr)
     return FlowFilter(dport=args.dport, sport=args.sport, port=getattr(args, "port", None),
-                      host=args.host, proto=args.proto)
+                      host=args.host, proto=args.proto, expr=expr)
 
 
 def _mode(args, keys_from_tty: bool = False) -> str:

@@ -198,8 +198,10 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
             if flags & 0x08:  # the I flag: a valid VNI follows
                 vx = VXLAN(vni_word >> 8, flags)
                 layers.append(vx)
-                inner = _decode(data[off + 8:end], LINKTYPE_ETHERNET, depth + 1)
-                return Frame(tuple(layers), ip=ip, l4=udp, vxlan=vx, inner=inner, error=inner.error)
+                carried = data[off + 8:end]   # kept as the payload: filters look at the inner frame's bytes
+                inner = _decode(carried, LINKTYPE_ETHERNET, depth + 1)
+                return Frame(tuple(layers), ip=ip, l4=udp, vxlan=vx, inner=inner, payload=carried,
+                             error=inner.error)
         return Frame(tuple(layers), ip=ip, l4=udp, payload=data[off:end])
     if proto == 1 or proto == 58:
         if end < off + 4:

@@ -1,8 +1,10 @@
-"""Which packets a user asked to see (``--dport/--sport/--port/--host/--proto``).
+"""Which packets a user asked to see (``--dport/--sport/--port/--host/--proto``, and in replay a
+tcpdump expression, ``-f EXPR``).
 
 One criterion set, checked against each header level of a sighting (the outer
 packet and, under VXLAN, the inner one): a level matches when it meets every
-criterion given. The live engine passes the same fields to BPF as ``-D``
+criterion given. The expression, when there is one, must match too, at either
+level (flowviz.pcapexpr). The live engine passes the flags to BPF as ``-D``
 macros; this class is the userspace side.
 """
 
@@ -10,10 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from .errors import BadInput
-from .model import Frame
+from .model import Frame, HopEvent
 
 PROTOS = ("tcp", "udp", "icmp")
 
@@ -25,6 +27,7 @@ class FlowFilter:
     port: Optional[int] = None      #: either port
     host: Optional[str] = None      #: either address
     proto: Optional[str] = None     #: "tcp", "udp" or "icmp"
+    expr: Any = None                #: a flowviz.pcapexpr.Expression (replay), or None
 
     def __post_init__(self):
         for name in ("dport", "sport", "port"):
@@ -42,7 +45,7 @@ class FlowFilter:
     @property
     def empty(self) -> bool:
         return (self.dport is None and self.sport is None and self.port is None
-                and self.host is None and self.proto is None)
+                and self.host is None and self.proto is None and self.expr is None)
 
     def never_matches(self, frame: Frame) -> bool:
         """True when no later hop can make this packet match, so it need not be kept at all: TCP or
@@ -51,6 +54,12 @@ class FlowFilter:
         is decided when the journey ends."""
         p = self.proto
         return p is not None and p != "udp" and frame.innermost.proto != p
+
+    def matches_sighting(self, ev: HopEvent, frame: Frame) -> bool:
+        """The flags at some header level, and the expression (if any) at some level too."""
+        if not self.matches(frame):
+            return False
+        return self.expr is None or self.expr.matches(ev.data, ev.linktype, ev.wire_len, frame)
 
     def matches(self, frame: Frame) -> bool:
         """True when the outer packet or any encapsulated one meets every criterion."""
@@ -77,4 +86,6 @@ class FlowFilter:
     def describe(self) -> str:
         parts = [f"{k} {getattr(self, k)}" for k in ("proto", "host", "port", "sport", "dport")
                  if getattr(self, k) is not None]
+        if self.expr is not None:
+            parts.append(f"'{self.expr.text}'")
         return ", ".join(parts) if parts else "everything"

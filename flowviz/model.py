@@ -184,7 +184,7 @@ class Frame(NamedTuple):
     arp: Optional[ARP] = None
     vxlan: Optional[VXLAN] = None
     inner: Optional["Frame"] = None
-    payload: bytes = b""
+    payload: bytes = b""           #: what follows the last header (under VXLAN: the inner frame's bytes)
     error: Optional[str] = None
 
     @property

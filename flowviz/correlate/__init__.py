@@ -60,7 +60,7 @@ class Correlator:
             j = self.journeys.start(jid, conn, direction, ev.ts_ns)
         self.journeys.add(j, ev, frame, key)
         self.conns.note(j.conn, j.direction, frame, j.last_ts)
-        if self.filter is not None and not j.conn.matched and self.filter.matches(frame):
+        if self.filter is not None and not j.conn.matched and self.filter.matches_sighting(ev, frame):
             j.conn.matched = True
         return self._expire(ev.ts_ns)
 

@@ -48,7 +48,7 @@ from pathlib import Path  # noqa: E402
 #: state file as data, render writes recordings with pcapfile's comment codec, and so on.
 LAYERS = [
     {"errors", "paths", "reference", "sanitize", "model"},
-    {"annotations", "netns", "decode", "pcapfile", "filter"},
+    {"annotations", "netns", "decode", "pcapfile", "pcapexpr", "filter"},
     {"correlate", "samples"},
     {"topology", "render", "pipeline"},
     {"sources", "explain"},
