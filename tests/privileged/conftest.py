@@ -32,12 +32,27 @@ def swarm_lab():
 
 @pytest.fixture(scope="module")
 def docker_engine():
-    """A Docker engine started for a module's tests; stopped and the machine restored afterwards."""
-    from dockerd import Engine
-    eng = Engine()
+    """The tests' own Docker engine for a module's tests, beside a stand-in for a user's engine on
+    the default socket (dockerd.StandIn); afterwards the machine is as before and the stand-in's
+    data root and container untouched."""
+    from dockerd import Engine, StandIn
+    user = StandIn() if StandIn.wanted() else None
+    untouched = True
     try:
-        eng.start()
-        yield eng
+        if user is not None:
+            user.start()
+            data_before = user.tree()
+        eng = Engine()   # what it restores to includes the user's engine
+        eng.user = user
+        try:
+            eng.start()
+            yield eng
+        finally:
+            changed = eng.stop()
+        if user is not None:
+            untouched = user.still_running() and user.tree() == data_before
     finally:
-        changed = eng.stop()
+        if user is not None:
+            user.stop()
     assert changed == [], f"the Docker tests left the machine changed: {changed}"
+    assert untouched, "the Docker tests touched the user's engine (its container or its data root)"

@@ -120,6 +120,7 @@ class Engine:
         self.before = machine.state()
         self.log = tempfile.NamedTemporaryFile(prefix="flowviz-dockerd-", suffix=".log", delete=False)
         self.client = None
+        self.user: Optional["StandIn"] = None   # the user's engine it runs beside, when the fixture made one
         self.data_root = os.environ.get("FLOWVIZ_DOCKER_DATA_ROOT") or DATA_ROOT
         self._remove_data_root = not os.path.exists(self.data_root)
         self._docker_host = os.environ.get("DOCKER_HOST")
@@ -212,6 +213,86 @@ class Engine:
         os.unlink(self.log.name)   # kept only when dockerd did not start (the error names it)
         if self._remove_data_root:
             shutil.rmtree(self.data_root, ignore_errors=True)
+
+
+class StandIn:
+    """A stand-in for a user's engine: the default socket, exec root and docker0, a data root of its
+    own, one container running. The Docker tests run beside it to show they leave such an engine
+    alone; stopped, and the machine put back, at the end."""
+
+    def __init__(self):
+        self.before = machine.state()
+        self.made = [p for p in ("/var/run/docker", "/var/run/docker.sock") if not os.path.exists(p)]
+        self.data = tempfile.mkdtemp(prefix="flowviz-user-docker-")
+        self.log = open(f"{self.data}.log", "w")
+        self.proc: Optional[subprocess.Popen] = None
+        self.client = None
+        self.container = None
+
+    @staticmethod
+    def wanted() -> bool:
+        """On this machine's kernel, when no engine answers on the default socket already (under
+        emulation, the stock-kernel guest, one engine takes minutes: ours runs alone there)."""
+        return os.environ.get("FLOWVIZ_STOCK_KERNEL") != "1" and not _answers(USER_SOCKET)
+
+    def start(self) -> None:
+        import docker
+        self.proc = subprocess.Popen(["dockerd", "--data-root", self.data, "--pidfile", f"{self.data}.pid"],
+                                     stdout=self.log, stderr=self.log, start_new_session=True)
+        deadline = time.monotonic() + float(os.environ.get("FLOWVIZ_DOCKER_START_S", "60"))
+        while not _answers(USER_SOCKET):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the stand-in user engine did not start (log: {self.log.name})")
+            time.sleep(0.3)
+        self.client = docker.DockerClient(base_url=f"unix://{USER_SOCKET}", timeout=60)
+        repo, tag = IMAGE.split(":")
+        self.client.api.import_image_from_data(busybox_tar(), repository=repo, tag=tag)
+        self.container = self.client.containers.run(IMAGE, ["/bin/sleep", "3600"], name="users-app", detach=True,
+                                                    labels=LABEL)
+        time.sleep(2)   # let it settle (image import, container start) before its files are read
+
+    def tree(self) -> dict:
+        """Every file of its data root, with size and modification time."""
+        out = {}
+        for d, _, files in os.walk(self.data):
+            for f in files:
+                p = os.path.join(d, f)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                out[os.path.relpath(p, self.data)] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def still_running(self) -> bool:
+        try:
+            self.container.reload()
+            return self.client.ping() and self.container.status == "running"
+        except Exception:   # the engine or its container is gone
+            return False
+
+    def stop(self) -> None:
+        try:
+            if self.client is not None:
+                for ct in self.client.containers.list(all=True):
+                    ct.remove(force=True)
+                self.client.close()
+        finally:
+            if self.proc is not None and self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+            restore(self.before)
+            self.log.close()
+            shutil.rmtree(self.data, ignore_errors=True)
+            for p in (f"{self.data}.pid", self.log.name, *self.made):
+                if os.path.isdir(p):
+                    shutil.rmtree(p, ignore_errors=True)
+                elif os.path.lexists(p):
+                    os.unlink(p)
 
 
 def netns_path(container) -> str:
