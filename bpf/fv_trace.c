@@ -114,7 +114,8 @@ static __always_inline int fv_l3(unsigned char *p, __u16 etype, struct fv_level 
 }
 
 /* The outer headers at the network header, and under VXLAN the inner ones. */
-static __always_inline int fv_parse(unsigned char *nhp, __u16 etype, struct fv_level *outer, struct fv_level *inner)
+static __always_inline int fv_parse(unsigned char *nhp, __u16 etype, struct fv_level *outer, struct fv_level *inner,
+                                    unsigned char **inner_l2)
 {
     unsigned char *l4 = 0;
     if (!fv_l3(nhp, etype, outer, &l4))
@@ -127,8 +128,10 @@ static __always_inline int fv_parse(unsigned char *nhp, __u16 etype, struct fv_l
             return 1;
         if (bpf_probe_read_kernel(&inner_type, 2, l4 + 16 + 12) != 0)
             return 1;
-        if (fv_l3(l4 + 16 + 14, FV_NTOHS(inner_type), inner, &l4i))
+        if (fv_l3(l4 + 16 + 14, FV_NTOHS(inner_type), inner, &l4i)) {
+            *inner_l2 = l4 + 16;
             return 2;
+        }
     }
     return 1;
 }
@@ -221,6 +224,19 @@ static __always_inline void fv_read_skb(void *skb, struct fv_skb *s)
     FV_READ(s->mark, skb, FV_SKB_MARK);
 }
 
+#ifdef FV_EXPR
+/* The tcpdump expression, translated from libpcap's classic BPF by flowviz.pcapexpr, goes here. */
+/* FV_EXPR_FUNCTION */
+
+/* The expression on the Ethernet frame at l2, with its bytes up to the linear data's end. */
+static __always_inline int fv_expr_at(unsigned char *l2, unsigned char *end, __u32 wirelen)
+{
+    if (!l2 || l2 >= end)
+        return 0;
+    return fv_expr(l2, (__u32)(end - l2), wirelen);
+}
+#endif
+
 /* Is this sighting followed? A tracked skb always is; an untracked one when its outer or
  * VXLAN-inner headers match the filter, or its tuple is a followed flow's (a reply, a later
  * packet). A followed sighting's tuple joins fv_flows, so NAT-rewritten tuples are in too. */
@@ -231,9 +247,10 @@ static __always_inline int fv_wanted(struct fv_skb *s, int tracked)
 #else
     __u8 one = 1;
     struct fv_level outer = {}, inner = {};
+    unsigned char *inner_l2 = 0;
     int levels = 0;
     if (s->head && s->nh != 0xffff)
-        levels = fv_parse(s->head + s->nh, FV_NTOHS(s->proto), &outer, &inner);
+        levels = fv_parse(s->head + s->nh, FV_NTOHS(s->proto), &outer, &inner, &inner_l2);
     struct fv_level *last = levels == 2 ? &inner : &outer;
     struct fv_flow flow = {};
     __builtin_memset(&flow, 0, sizeof(flow));
@@ -246,7 +263,18 @@ static __always_inline int fv_wanted(struct fv_skb *s, int tracked)
 #endif
         if (!levels)
             return 0;
-        if (!fv_match(&outer) && !(levels == 2 && fv_match(&inner)) && !fv_flows.lookup(&flow))
+        int hit = fv_match(&outer) || (levels == 2 && fv_match(&inner));
+#ifdef FV_EXPR
+        if (hit) {
+            /* an Ethernet header in front of the network header, or no frame the expression can read */
+            unsigned char *end = s->data + (s->len - s->data_len);
+            unsigned char *l2 = s->mac != 0xffff && s->nh >= s->mac + 14 ? s->head + s->mac : 0;
+            __u32 wire = l2 ? s->len + (__u32)(s->data - l2) : 0;
+            hit = fv_expr_at(l2, end, wire) ||
+                  (levels == 2 && fv_expr_at(inner_l2, end, wire - (__u32)(inner_l2 - l2)));
+        }
+#endif
+        if (!hit && !fv_flows.lookup(&flow))
             return 0;
     }
     if (levels)

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_replay)
 
     f = sub.add_parser("follow", help="trace packets live with eBPF (root)")
+    f.add_argument("expr_words", nargs="*", metavar="EXPR",
+                   help="a tcpdump filter expression, run in the kernel on the outer and VXLAN-inner frame "
+                        "('tcp port 20229 and host 10.255.0.33'); combines with the flags")
     _filter_args(f)
     f.add_argument("--netns", help="only this namespace: a name, a PID, a path, or inode:N")
     _output_args(f)
@@ -156,9 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _filter(args):
     from .filter import FlowFilter
     expr = None
-    if getattr(args, "expr", None) is not None:
+    text = getattr(args, "expr", None)
+    if text is None and getattr(args, "expr_words", None):
+        text = " ".join(args.expr_words)   # follow tcp port 80, as tcpdump takes it
+    if text is not None:
         from .pcapexpr import Expression
-        expr = Expression(args.expr)
+        expr = Expression(text)
     return FlowFilter(dport=args.dport, sport=args.sport, port=getattr(args, "port", None),
                       host=args.host, proto=args.proto, expr=expr)
 

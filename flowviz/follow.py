@@ -23,7 +23,7 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     from .sources.kernel import tracefs
     from .sources.live import LiveSource, build_cflags, final_c
     if args.ebpf:
-        print(final_c(build_cflags(flt, None, tracefs())))
+        print(final_c(build_cflags(flt, None, tracefs()), flt))
         return 0
     recorder = None
     if args.write:   # made first: a bad path fails before anything is attached

@@ -115,6 +115,8 @@ def filter_cflags(flt: FlowFilter, netns_inode: Optional[int]) -> list[str]:
             out += [f"-DFV_HOST6_0={hi}ULL", f"-DFV_HOST6_1={lo}ULL"]
         else:
             out.append(f"-DFV_HOST4={struct.unpack('=I', socket.inet_aton(flt.host))[0]}U")
+    if flt.expr is not None:
+        out.append("-DFV_EXPR")
     if netns_inode is not None:
         out.append(f"-DFV_NETNS={netns_inode}U")
     if flt.empty and netns_inode is None:
@@ -137,21 +139,25 @@ def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list
     return cf + filter_cflags(flt, netns_inode)
 
 
-def program_text() -> str:
-    """bpf/fv_trace.c with bpf/fv_hooks.h written in where it is included: bcc rewrites map
-    calls and makes programs only of what is in the main file."""
+def program_text(flt: Optional[FlowFilter] = None) -> str:
+    """bpf/fv_trace.c with bpf/fv_hooks.h written in where it is included (bcc rewrites map
+    calls and makes programs only of what is in the main file), and the filter's tcpdump
+    expression, translated to C, where FV_EXPR_FUNCTION is."""
     text = (bpf_dir() / "fv_trace.c").read_text()
-    return text.replace('#include "fv_hooks.h"\n', (bpf_dir() / "fv_hooks.h").read_text(), 1)
+    text = text.replace('#include "fv_hooks.h"\n', (bpf_dir() / "fv_hooks.h").read_text(), 1)
+    if flt is not None and flt.expr is not None:
+        text = text.replace("/* FV_EXPR_FUNCTION */\n", flt.expr.kernel_c(), 1)
+    return text
 
 
-def final_c(cflags: list[str]) -> str:
+def final_c(cflags: list[str], flt: Optional[FlowFilter] = None) -> str:
     """The C bcc compiles, with the -D macros written out (``follow --ebpf``)."""
     defines = []
     for f in cflags:
         if f.startswith("-D"):
             name, _, value = f[2:].partition("=")
             defines.append(f"#define {name} {value}".rstrip())
-    return "\n".join(["/* flowviz: -D macros for this kernel and filter */", *defines, "", program_text()])
+    return "\n".join(["/* flowviz: -D macros for this kernel and filter */", *defines, "", program_text(flt)])
 
 
 # --- the source ------------------------------------------------------------------------
@@ -198,7 +204,7 @@ class LiveSource:
         use_shim_headers()
         try:
             with CapturedStderr() as err:
-                self.bpf = BPF(text=program_text(), cflags=self.cflags)
+                self.bpf = BPF(text=program_text(self.filter), cflags=self.cflags)
         except Exception as e:   # bcc raises plain Exception for compile and load errors
             said = err.first_error() or str(e)
             raise MissingFeature(f"the tracer did not compile or load: {said} (see: flowviz follow --ebpf)") from None

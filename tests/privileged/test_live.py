@@ -182,3 +182,43 @@ def test_an_unreadable_tracefs_is_not_called_unmounted():
     assert ebpf.returncode == 2
     assert ebpf.stderr.strip().splitlines() == [
         f"flowviz: tracefs at {where} is readable by root only: run as root (sudo flowviz ...)"]
+
+
+def test_tcpdump_expressions_run_in_the_kernel(swarm_lab):
+    """`follow EXPR`: libpcap's program, translated to C, picks the packets in the kernel; a packet it
+    picks is then followed across NAT and encapsulation, and its replies too, as with the flags."""
+    with following("tcp", "port", "20229", "and", "host", "192.168.21.192", "--json") as f:
+        assert one_request(SWARM, "tcp", timeout=3) is not None
+        time.sleep(1.5)
+    assert f.returncode == 0, f.stderr
+    assert "following 'tcp port 20229 and host 192.168.21.192'" in f.stderr
+    js = f.journeys()
+    syn = min(request_journeys(js), key=lambda j: j["start_ns"])
+    path = syn["path"]
+    assert path[0] == "client/eth0" and path[-1].endswith("/eth0") and "node1:ingress_sbox/eth1" in path
+    assert path.index("node1:ingress_sbox/eth0") < path.index("node2/eth0")       # through NAT and the tunnel
+    assert any(j["reply_to"] == syn["packet"] and j["path"][-1] == "client/eth0" for j in js)   # the reply, back
+
+    with following("udp", "port", "4789", "--json") as f:   # only the outer packet of the tunnel says so
+        assert one_request(SWARM, "tcp", timeout=3) is not None
+        time.sleep(1.5)
+    assert f.returncode == 0, f.stderr
+    js = f.journeys()
+    assert js, f.stderr
+    # the connection's first packet is picked where it is wrapped, not before; its tuple then makes the
+    # connection's later packets and replies followed from their first sighting (as with the flags)
+    first = min((j for j in js if j["reply_to"] is None), key=lambda j: j["start_ns"])
+    hop0 = f.hops(first["packet"])[0]
+    assert (hop0["netns"], hop0["ifname"], hop0["vni"], hop0["dport"]) == ("node1", "eth0", 4096, 4789), first["path"]
+    assert any(j["reply_to"] is not None for j in js)
+
+    with following("icmp", "--json") as f:
+        assert one_request(SWARM, "tcp", timeout=3) is not None
+        time.sleep(1.5)
+    assert f.returncode == 0 and f.journeys() == [], f.stdout
+
+
+def test_a_bad_expression_is_refused_before_anything_is_attached():
+    for words, said in ((("tcp", "prot", "80"), "syntax error"), (("ip", "protochain", "6"), "protochain")):
+        r = flowviz("follow", *words, "--json")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and said in r.stderr, r.stderr

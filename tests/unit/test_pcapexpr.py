@@ -138,3 +138,39 @@ def test_a_bad_expression_is_libpcaps_message_on_one_line_and_status_2(swarm_pca
 def test_an_expression_is_checked_before_any_input_is_read():
     with pytest.raises(BadInput):
         Expression("port")
+
+
+HARNESS = """
+#include <string.h>
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+#define bpf_probe_read_kernel(dst, n, src) (memcpy((dst), (src), (n)), 0)
+%s
+int run(unsigned char *pkt, __u32 len, __u32 wirelen) { return fv_expr(pkt, len, wirelen); }
+"""
+
+
+def test_the_kernel_translation_decides_as_libpcap_does(mixed_capture, tmp_path):
+    """The C the tracer runs (flowviz.pcapexpr.classic_to_c), compiled here as plain C with the kernel's
+    read helper made a memcpy, against libpcap's own interpreter, frame by frame, for every expression;
+    and with every frame cut short, where a load past the end must reject."""
+    import ctypes
+    frames = [rec.data for p in [sample(n) for n in SAMPLES] + [mixed_capture] for rec in read_capture(p)]
+    for n, text in enumerate(EXPRESSIONS):
+        expr = Expression(text)
+        src, lib = tmp_path / f"e{n}.c", tmp_path / f"e{n}.so"
+        src.write_text(HARNESS % expr.kernel_c())
+        r = subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-Wall", "-Werror", "-Wno-unused-label",
+                            "-Wno-unused-but-set-variable", "-Wno-unused-variable", "-o", str(lib), str(src)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        run = ctypes.CDLL(str(lib)).run
+        run.argtypes = [ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32]
+        for data in frames:
+            for cut in (len(data), 40, 20):
+                part = data[:cut]
+                want = expr.matches_bytes(part, 1, len(data))
+                assert bool(run(part, len(part), len(data))) == want, (text, cut, data.hex())
