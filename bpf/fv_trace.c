@@ -320,6 +320,8 @@ static __always_inline void fv_fill(struct fv_event *e, __u64 key, __u8 hook, __
         if (bpf_probe_read_kernel(e->data, n, start) != 0)
             n = 0;
     }
+    if (start)   /* the length from where the copy starts: after eth_type_trans skb->len leaves out L2 */
+        e->len = (__u32)((__s64)s->len + (__s64)(s->data - start));
     e->caplen = n;
 }
 

@@ -88,9 +88,21 @@ def test_the_recording_replays_to_the_same_journeys(followed):
     live = sorted((j["path"], [c["kind"] for c in j["changes"]], j["reply_to"] is None) for j in f.journeys())
     again = sorted((j["path"], [c["kind"] for c in j["changes"]], j["reply_to"] is None) for j in rj)
     assert again == live
-    t = subprocess.run(["tshark", "-r", rec, "-T", "fields", "-e", "frame.interface_name"], capture_output=True,
-                       text=True)
-    assert t.returncode == 0 and "node1:ingress_sbox/eth0" in t.stdout
+    # Wireshark reads it as it is: one interface per (namespace, device), named so; the hop metadata
+    # in comments it shows; and its expert analysis finds no error and no warning (only notes: the
+    # same packet seen at every hop looks like retransmissions to it)
+    t = subprocess.run(["tshark", "-r", rec, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment"],
+                       capture_output=True, text=True)
+    assert t.returncode == 0, t.stderr
+    rows = [l.split("\t") for l in t.stdout.splitlines()]
+    names = {r[0] for r in rows}
+    assert {"client/eth0", "node1/docker_gwbridge", "node1:ingress_sbox/eth1", "node1:ingress_sbox/eth0"} <= names
+    assert all(r[1].startswith("flowviz: dir=") and " hook=" in r[1] and " skb=0x" in r[1] for r in rows)
+    expert = subprocess.run(["tshark", "-r", rec, "-q", "-z", "expert"], capture_output=True, text=True)
+    assert expert.returncode == 0
+    sections = [l.split(" (")[0] for l in expert.stdout.splitlines() if l[:1].isupper() and " (" in l]
+    assert not {"Errors", "Warns", "Warnings"} & set(sections), expert.stdout
+    assert [l for l in expert.stderr.splitlines() if "could be dangerous" not in l] == []
 
 
 def test_traffic_that_does_not_match_produces_nothing(swarm_lab, tmp_path):
