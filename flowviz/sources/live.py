@@ -202,9 +202,10 @@ class LiveSource:
     def _load(self) -> None:
         from bcc import BPF
         use_shim_headers()
+        text = program_text(self.filter)   # an expression too large for the kernel says so here, as itself
         try:
             with CapturedStderr() as err:
-                self.bpf = BPF(text=program_text(self.filter), cflags=self.cflags)
+                self.bpf = BPF(text=text, cflags=self.cflags)
         except Exception as e:   # bcc raises plain Exception for compile and load errors
             said = err.first_error() or str(e)
             raise MissingFeature(f"the tracer did not compile or load: {said} (see: flowviz follow --ebpf)") from None

@@ -231,6 +231,8 @@ def test_tcpdump_expressions_run_in_the_kernel(swarm_lab):
 
 
 def test_a_bad_expression_is_refused_before_anything_is_attached():
-    for words, said in ((("tcp", "prot", "80"), "syntax error"), (("ip", "protochain", "6"), "protochain")):
+    too_big = " or ".join(f"port {i}" for i in range(1, 100)).split()
+    for words, said in ((("tcp", "prot", "80"), "syntax error"), (("ip", "protochain", "6"), "protochain"),
+                        (too_big, "more than the 256 flowviz puts in the kernel")):
         r = flowviz("follow", *words, "--json")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and said in r.stderr, r.stderr
