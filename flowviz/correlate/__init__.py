@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional
 
-from ..decode import decode
+from ..decode import Decoder
 from ..filter import FlowFilter
 from ..model import FREE, REPLY, HopEvent, Journey
 from .conns import Connections, request_of
@@ -36,6 +36,7 @@ class Correlator:
         self.topology = topology
         self.journeys = OpenJourneys(window_ns, max_open, max_held)
         self.conns = Connections()
+        self.decode = Decoder()
         self.events = 0
         self._now = 0
         self._swept_at = 0   # self.events at the last sweep of idle connections
@@ -47,7 +48,7 @@ class Correlator:
             self.journeys.skb_ended(ev.skb)
             return self._expire(ev.ts_ns)
         ev, owner = self.journeys.owner(ev)
-        frame = decode(ev.data, ev.linktype)
+        frame = self.decode(ev.data, ev.linktype)
         if self.filter is not None and self.filter.never_matches(frame):
             return self._expire(ev.ts_ns)   # decided now: not kept, whatever the timestamps do
         key = identity(frame)
