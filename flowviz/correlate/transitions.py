@@ -33,6 +33,13 @@ class Topology(Protocol):
 def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
              topology: Optional[Topology] = None) -> list[Change]:
     """What changed between two consecutive sightings of one packet."""
+    if pf is cf:
+        # the same bytes, decoded once (a veth pair's ends, a bridge's ports): nothing in the
+        # headers changed, so only the place and the mark can have
+        changes = crossing(pe, ce, topology, False) + mark(pe, ce)
+        if ce.notes:
+            annotate(changes, ce.notes)
+        return changes
     p_in, c_in = pf.innermost, cf.innermost
     routed = p_in.ip is not None and c_in.ip is not None and c_in.ip.ttl < p_in.ip.ttl
     both_tunnelled = pf.vxlan is not None and cf.vxlan is not None

@@ -143,3 +143,11 @@ def test_the_same_bytes_are_decoded_once():
     d(b)
     d(c)                      # past the size: forgotten, and decoded again alike
     assert d(a) == decode(a) and d(b, 1) == decode(b)
+
+
+def test_a_shared_frame_is_classified_as_equal_bytes_would_be():
+    from flowviz.correlate.transitions import classify
+    f = decode(SYN)
+    for pe, ce in ((ev(0, "c1/eth0", "tx", SYN), ev(1, "host/veth1", "rx", SYN)),
+                   (ev(0, "h/br0", "rx", SYN, mark=0), ev(1, "h/veth2", "tx", SYN, mark=0x11E))):
+        assert classify(pe, f, ce, f) == classify(pe, f, ce, decode(SYN)) != []
