@@ -69,24 +69,85 @@ def _c1_escape(m: "re.Match[str]") -> str:
 _encode = json.JSONEncoder(ensure_ascii=False).encode   # one encoder: json.dumps builds one per call
 
 
-def _line(obj: dict) -> str:
-    s = _encode(obj)
+def _escaped(s: str) -> str:
     # almost every line is plain ASCII (isascii() is one C pass); the rest hold "→", rarely a C1
     # control. A regex finds them in C: str.translate with a dict table costs ~60 µs a line.
     return (s if s.isascii() else _C1.sub(_c1_escape, s)) + "\n"
 
 
+def _line(obj: dict) -> str:
+    return _escaped(_encode(obj))
+
+
+# --- the hop line, written out ----------------------------------------------------------------------
+# json.dumps of hop_object's 25 keys took half of `replay --json`. The line is written here instead,
+# field by field in the same order and form (a test compares the two on every sample capture, the
+# fuzz corpus and hostile names): strings through json's own C string encoder, the header fields of
+# a frame once per frame (three sightings in four share theirs with the previous hop).
+
+_str = json.encoder.encode_basestring   # a JSON string literal, non-ASCII left as it is (ensure_ascii=False)
+
+
+def _s(v: Optional[str]) -> str:
+    return "null" if v is None else _str(v)
+
+
+def _i(v: Optional[int]) -> str:
+    return "null" if v is None else int.__repr__(v)
+
+
+def _tuple_json(f) -> str:
+    return (f'"proto": {_s(f.proto)}, "src": {_s(f.src)}, "dst": {_s(f.dst)}, "sport": {_i(f.sport)}, '
+            f'"dport": {_i(f.dport)}')
+
+
+class _FrameParts:
+    """A frame's two fixed parts of the hop line, for the last frames seen (kept with the frame, so
+    its id is not reused while it is here)."""
+
+    def __init__(self, size: int = 1024):
+        self.size = size
+        self._parts: dict = {}
+
+    def __call__(self, f) -> tuple[str, str]:
+        hit = self._parts.get(id(f))
+        if hit is not None and hit[0] is f:
+            return hit[1], hit[2]
+        if len(self._parts) >= self.size:
+            self._parts.clear()
+        vni = f.vxlan.vni if f.vxlan is not None else None
+        inner = f"{{{_tuple_json(f.inner.innermost)}}}" if f.inner is not None else "null"
+        a, b = _tuple_json(f), f'"vni": {_i(vni)}, "inner": {inner}'
+        self._parts[id(f)] = (f, a, b)
+        return a, b
+
+
+def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts) -> str:
+    """``_encode(hop_object(j, hop))``, written out; ``changes``: the hop's changes as JSON."""
+    ev = hop.event
+    a, b = parts(hop.frame)
+    skb = _str(hex(ev.skb)) if ev.skb is not None else "null"
+    notes = _encode([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
+    return (f'{{"type": "hop", "packet": {_i(j.id)}, "seq": {_i(hop.seq)}, "ts_ns": {_i(ev.ts_ns)}, '
+            f'"dt_ns": {_i(hop.dt_ns)}, "netns": {_s(ev.netns)}, "netns_id": {_i(ev.netns_id)}, '
+            f'"mode": {_s(ev.mode)}, "ifname": {_s(ev.ifname)}, "ifindex": {_i(ev.ifindex)}, "dir": {_s(ev.dir)}, '
+            f'"hook": {_s(ev.hook)}, "len": {_i(ev.wire_len)}, {a}, "mark": {_i(ev.mark)}, {b}, '
+            f'"changes": {_encode(changes) if changes else "[]"}, "skb": {skb}, '
+            f'"drop_reason": {_s(ev.drop_reason)}, "notes": {notes}}}')
+
+
 class JsonLinesWriter:
     def __init__(self, out: TextIO):
         self.out = out
+        self._parts = _FrameParts()
 
     def journey(self, j: Journey) -> None:
         w = self.out.write
         changes: list = []
         for hop in j.hops:
-            obj = hop_object(j, hop)
-            changes += obj["changes"]
-            w(_line(obj))
+            mine = [change_json(c) for c in hop.changes]
+            changes += mine
+            w(_escaped(hop_line(j, hop, mine, self._parts)))
         w(_line(journey_object(j, changes)))
 
     def close(self) -> None:
