@@ -96,6 +96,23 @@ def _i(v: Optional[int]) -> str:
     return "null" if v is None else int.__repr__(v)
 
 
+def _value(v) -> str:
+    t = type(v)
+    if t is str:
+        return _str(v)
+    if v is None:
+        return "null"
+    if t is int:
+        return int.__repr__(v)
+    return _encode(v)   # bools, nested objects (a change's kernel note): json's own way
+
+
+def _changes_json(changes: list) -> str:
+    """A list of change objects (flat dicts, in their key order) as json.dumps writes it."""
+    return "[" + ", ".join("{" + ", ".join(f"{_str(k)}: {_value(v)}" for k, v in c.items()) + "}"
+                           for c in changes) + "]"
+
+
 def _tuple_json(f) -> str:
     return (f'"proto": {_s(f.proto)}, "src": {_s(f.src)}, "dst": {_s(f.dst)}, "sport": {_i(f.sport)}, '
             f'"dport": {_i(f.dport)}')
@@ -132,7 +149,7 @@ def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts) -> str:
             f'"dt_ns": {_i(hop.dt_ns)}, "netns": {_s(ev.netns)}, "netns_id": {_i(ev.netns_id)}, '
             f'"mode": {_s(ev.mode)}, "ifname": {_s(ev.ifname)}, "ifindex": {_i(ev.ifindex)}, "dir": {_s(ev.dir)}, '
             f'"hook": {_s(ev.hook)}, "len": {_i(ev.wire_len)}, {a}, "mark": {_i(ev.mark)}, {b}, '
-            f'"changes": {_encode(changes) if changes else "[]"}, "skb": {skb}, '
+            f'"changes": {_changes_json(changes)}, "skb": {skb}, '
             f'"drop_reason": {_s(ev.drop_reason)}, "notes": {notes}}}')
 
 
