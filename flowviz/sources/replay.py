@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
-from ..model import DROP, FREE, HOOK_NAMES, LINKTYPE_LINUX_SLL2, RX, TX, UNKNOWN_HOOK, ChangeKind, HopEvent
+from ..model import DROP, FREE, HOOK_NAMES, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, RX, TX, UNKNOWN_HOOK, ChangeKind, HopEvent
 from ..pcapfile import Interface, Record, parse_meta, read_capture
 from . import SourceStatus
 
@@ -135,6 +135,7 @@ class ReplaySource:
         self._last_ts = 0
         self._stopped = False
         self._places_used: set = set()
+        self._metas: dict = {}
         #: device notes from the captures' interface descriptions (the correlator's topology)
         self.topology = InterfaceNotes()
         # Open every file and read its first record now: a file that is not a
@@ -180,29 +181,36 @@ class ReplaySource:
             ifname = f"{ifname}#{iface.index}"
         self._places_used.add((netns, ifname))
         self.topology.add(netns, ifname, iface.description)
-        return netns, ifname
+        return netns, ifname, (self.topology.mode_of(netns, ifname) if ifname is not None else None)
 
     def _event(self, rec: Record, place: tuple) -> HopEvent:
         iface = rec.iface
-        netns, ifname = place
-        meta, text = parse_meta(rec.comment) if rec.comment else ({}, None)
+        netns, ifname, mode = place
+        meta, text = self._meta(rec.comment) if rec.comment else (_NO_META, None)
         direction = meta.get("dir") if meta.get("dir") in DIRECTIONS else rec.direction   # anything else: unknown
         ifindex = meta.get("ifindex")
-        if direction is None or ifindex is None:
+        if (direction is None or ifindex is None) and iface.linktype in _COOKED:
             d, idx = sll_direction(rec.data, iface.linktype)
             direction = direction or d
             if ifindex is None:
                 ifindex = idx
         if ifname is None:
             ifname = f"if{ifindex}"
-        return HopEvent(
-            ts_ns=rec.ts_ns, ifname=ifname, dir=direction, data=rec.data,
-            linktype=iface.linktype, length=rec.orig_len, netns=netns,
-            netns_id=meta.get("netns_id"), ifindex=ifindex, hook=_hook(meta.get("hook", "capture")),
-            skb=meta.get("skb"), mark=meta.get("mark"), drop_reason=meta.get("reason"),
-            cpu=meta.get("cpu"), comment=text, mode=self.topology.mode_of(netns, ifname),
-            notes=notes_decode(unquote(meta["notes"])) if "notes" in meta else (),
-        )
+            mode = self.topology.mode_of(netns, ifname)
+        notes = notes_decode(unquote(meta["notes"])) if "notes" in meta else ()
+        # positionally, in HopEvent's field order: keywords cost a third of building it
+        return HopEvent(rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
+                        meta.get("netns_id"), ifindex, _hook(meta.get("hook", "capture")), meta.get("skb"),
+                        meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes)
+
+    def _meta(self, comment: str) -> tuple[dict, Optional[str]]:
+        """parse_meta, remembered: a recording's comments repeat (a mark, a hook, a namespace)."""
+        got = self._metas.get(comment)
+        if got is None:
+            if len(self._metas) >= 4096:
+                self._metas.clear()
+            got = self._metas[comment] = parse_meta(comment)
+        return got
 
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:
         try:
@@ -243,6 +251,10 @@ class ReplaySource:
 
     def close(self) -> None:
         self._streams = []
+
+
+_NO_META: dict = {}
+_COOKED = frozenset({LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2})   # where the frame itself says direction
 
 
 def _hook(claimed) -> str:
