@@ -61,25 +61,6 @@ def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> Frame:
     return _decode(data, linktype, 0)
 
 
-class Decoder:
-    """:func:`decode` that remembers recent frames. A packet crossing a veth pair or a bridge is the
-    same bytes on both sides: three sightings in four, measured on recordings and on the benchmark
-    capture. A Frame is immutable, so those are decoded once and shared."""
-
-    def __init__(self, size: int = 4096):
-        self.size = size
-        self._seen: dict = {}
-
-    def __call__(self, data: bytes, linktype: int = LINKTYPE_ETHERNET) -> Frame:
-        key = data if linktype == LINKTYPE_ETHERNET else (data, linktype)
-        frame = self._seen.get(key)
-        if frame is None:
-            if len(self._seen) >= self.size:
-                self._seen.clear()   # cheaper than keeping an order; the next few sightings refill it
-            frame = self._seen[key] = _decode(data, linktype, 0)
-        return frame
-
-
 def _decode(data: bytes, linktype: int, depth: int) -> Frame:
     layers: list = []
     n = len(data)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional
 
-from ..decode import Decoder
+from ..decode import decode
 from ..filter import FlowFilter
-from ..model import FREE, REPLY, HopEvent, Journey
+from ..model import FREE, LINKTYPE_ETHERNET, REPLY, HopEvent, Journey
 from .conns import Connections, request_of
 from .identity import flow_tuple, identity
 from .journeys import DEFAULT_MAX_HELD, DEFAULT_MAX_OPEN, Open, OpenJourneys
@@ -23,6 +23,7 @@ __all__ = ["Correlator", "Topology", "classify", "flow_tuple", "identity", "DEFA
 
 DEFAULT_WINDOW_NS = 1_000_000_000   # a hop more than 1 s after the last is another packet
 SWEEP_EVERY = 20_000                # events between sweeps of idle connections
+SEEN_SIZE = 4096                    # distinct frames remembered (see Correlator._recognize)
 
 
 class Correlator:
@@ -36,7 +37,7 @@ class Correlator:
         self.topology = topology
         self.journeys = OpenJourneys(window_ns, max_open, max_held)
         self.conns = Connections()
-        self.decode = Decoder()
+        self._seen: dict = {}   # bytes → (frame, identity, flow tuple), for the last SEEN_SIZE distinct ones
         self.events = 0
         self._now = 0
         self._swept_at = 0   # self.events at the last sweep of idle connections
@@ -48,22 +49,34 @@ class Correlator:
             self.journeys.skb_ended(ev.skb)
             return self._expire(ev.ts_ns)
         ev, owner = self.journeys.owner(ev)
-        frame = self.decode(ev.data, ev.linktype)
+        frame, key, flow = self._recognize(ev.data, ev.linktype)
         if self.filter is not None and self.filter.never_matches(frame):
             return self._expire(ev.ts_ns)   # decided now: not kept, whatever the timestamps do
-        key = identity(frame)
         j, duplicate = self.journeys.match(ev, key, owner)
         if duplicate:
             return self._expire(ev.ts_ns)
         if j is None:
             jid = self.journeys.next_id()
-            conn, direction = self.conns.join(jid, frame, ev.ts_ns)
+            conn, direction = self.conns.join(jid, frame, flow, ev.ts_ns)
             j = self.journeys.start(jid, conn, direction, ev.ts_ns)
         self.journeys.add(j, ev, frame, key)
-        self.conns.note(j.conn, j.direction, frame, j.last_ts)
+        self.conns.note(j.conn, j.direction, flow, j.last_ts)
         if self.filter is not None and not j.conn.matched and self.filter.matches_sighting(ev, frame):
             j.conn.matched = True
         return self._expire(ev.ts_ns)
+
+    def _recognize(self, data: bytes, linktype: int) -> tuple:
+        """The frame, its identity and its flow tuple, worked out once per distinct bytes: three
+        sightings in four repeat the previous hop's (a veth pair's two ends, a bridge's ports), and
+        all three are immutable, so they are shared."""
+        k = data if linktype == LINKTYPE_ETHERNET else (data, linktype)
+        got = self._seen.get(k)
+        if got is None:
+            if len(self._seen) >= SEEN_SIZE:
+                self._seen.clear()   # cheaper than keeping an order; the next sightings refill it
+            frame = decode(data, linktype)
+            got = self._seen[k] = (frame, identity(frame), flow_tuple(frame))
+        return got
 
     def expire(self, now_ns: int) -> list[Journey]:
         """Finish journeys idle since before ``now_ns - window`` (live: call on a timer)."""

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Optional
 
 from ..model import ORIG, REPLY, TCP, Frame
-from .identity import TCP_ACK, TCP_SYN, answering_ack, flow_tuple, reverse
+from .identity import TCP_ACK, TCP_SYN, answering_ack, reverse
 
 MAX_ORIG_REMEMBERED = 64
 CONN_IDLE_NS = 300_000_000_000      # a connection silent for 5 min is forgotten
@@ -33,9 +33,9 @@ class Connections:
     def __init__(self):
         self._by_tuple: dict = {}
 
-    def join(self, jid: int, frame: Frame, ts: int) -> tuple[Conn, str]:
-        """The connection a new journey (its first frame) belongs to, and its direction there."""
-        t = flow_tuple(frame)
+    def join(self, jid: int, frame: Frame, t, ts: int) -> tuple[Conn, str]:
+        """The connection a new journey (its first frame, and its flow_tuple ``t``) belongs to, and its
+        direction there."""
         conn, direction = None, ORIG
         if t is not None:
             l4 = frame.innermost.l4
@@ -54,9 +54,8 @@ class Connections:
             conn.requests.append((jid, ts, answering_ack(frame)))
         return conn, direction
 
-    def note(self, conn: Conn, direction: str, frame: Frame, ts: int) -> None:
-        """A tuple one of the connection's packets showed (every hop's: NAT changes it)."""
-        t = flow_tuple(frame)
+    def note(self, conn: Conn, direction: str, t, ts: int) -> None:
+        """A tuple (flow_tuple) one of the connection's packets showed (every hop's: NAT changes it)."""
         if t is None:
             return
         if direction == ORIG:

@@ -65,13 +65,13 @@ def test_a_sighting_finds_its_journey_by_skb_then_by_identity_and_idle_ones_leav
 def test_a_reply_joins_the_connection_through_the_nat_it_saw_and_names_its_request():
     conns = Connections()
     syn, synack = decode(SYN), decode(SYNACK)
-    conn, direction = conns.join(1, syn, 0)
+    conn, direction = conns.join(1, syn, flow_tuple(syn), 0)
     assert direction == "orig"
-    conns.note(conn, direction, syn, 0)
+    conns.note(conn, direction, flow_tuple(syn), 0)
     natted = decode(rewrite(SYN, ip_dst="172.18.0.9", tcp_dport=8080))
-    conns.note(conn, direction, natted, 5)   # the same packet after DNAT
+    conns.note(conn, direction, flow_tuple(natted), 5)   # the same packet after DNAT
     answer = decode(tcp_frame(B, A, "172.18.0.9", "10.0.0.1", 8080, 40000, flags="SA", seq=1, ack=101))
-    c2, d2 = conns.join(2, answer, 10)
+    c2, d2 = conns.join(2, answer, flow_tuple(answer), 10)
     assert c2 is conn and d2 == "reply"
     assert request_of(conn, 2, 10, answer) == 1        # its ack answers the SYN
     conns.sweep(now=10 + 300_000_000_001)
@@ -134,15 +134,18 @@ def test_open_journeys_are_bounded_by_the_bytes_they_hold():
     assert sum(len(j.hops) for j in out) == 25 and out[0].evicted and len(out[0].hops) <= 11
 
 
-def test_the_same_bytes_are_decoded_once():
-    """Both ends of a veth pair see the same bytes: the decoder hands back the same Frame."""
-    from flowviz.decode import Decoder, decode
-    d = Decoder(size=2)
-    a, b, c = SYN, SYNACK, rewrite(SYN, ip_ttl=63)
-    assert d(a) is d(a) and d(a) == decode(a)
-    d(b)
-    d(c)                      # past the size: forgotten, and decoded again alike
-    assert d(a) == decode(a) and d(b, 1) == decode(b)
+def test_the_same_bytes_are_worked_out_once():
+    """Both ends of a veth pair see the same bytes: the frame, its identity and its tuple are shared."""
+    from flowviz.correlate import Correlator
+    import flowviz.correlate as C
+    c = Correlator()
+    first = c._recognize(SYN, 1)
+    assert c._recognize(SYN, 1) is first and first[0] == decode(SYN)
+    assert first[1:] == (identity(first[0]), flow_tuple(first[0]))
+    for i in range(C.SEEN_SIZE):   # past the size: forgotten, and worked out again alike
+        c._recognize(rewrite(SYN, ip_id=10_000 + i), 1)
+    again = c._recognize(SYN, 1)
+    assert again is not first and again == first
 
 
 def test_a_shared_frame_is_classified_as_equal_bytes_would_be():
