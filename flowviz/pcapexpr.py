@@ -73,32 +73,45 @@ class Expression:
             # a loop over IPv6 extension headers: libpcap's interpreter runs it, but the kernel's
             # verifier takes no such program, and follow and replay must select the same packets
             raise BadInput(f"filter {text!r}: protochain is not supported (its loop cannot run in the kernel)")
-        self._programs: dict[int, _Program] = {}
+        self._programs: dict[int, Optional[_Program]] = {}
         self.program(LINKTYPE_ETHERNET)   # a bad expression fails now, before anything is read or attached
 
-    def program(self, linktype: int) -> _Program:
-        prog = self._programs.get(linktype)
-        if prog is None:
-            lib = _libpcap()
-            dlt = _DLT.get(linktype)
-            if dlt is None:
-                raise BadInput(f"filter {self.text!r}: link type {linktype} is not one flowviz filters")
-            handle = lib.pcap_open_dead(dlt, SNAPLEN)
-            if not handle:
-                raise MissingFeature("libpcap could not make a handle to compile filters with")
-            try:
-                prog = _Program()
-                if lib.pcap_compile(handle, ctypes.byref(prog), self.text.encode(), 1, PCAP_NETMASK_UNKNOWN) != 0:
-                    said = (lib.pcap_geterr(handle) or b"").decode("utf-8", "replace")
-                    raise BadInput(f"filter {self.text!r}: {said}")
-            finally:
-                lib.pcap_close(handle)
-            self._programs[linktype] = prog
+    def program(self, linktype: int) -> Optional[_Program]:
+        """The program for frames of ``linktype``; None where the expression cannot be said for it
+        (``vlan`` on a loopback capture): such frames do not match."""
+        if linktype in self._programs:
+            return self._programs[linktype]
+        try:
+            prog = self._compile(linktype)
+        except BadInput:
+            if linktype == LINKTYPE_ETHERNET:
+                raise
+            prog = None
+        self._programs[linktype] = prog
+        return prog
+
+    def _compile(self, linktype: int) -> _Program:
+        lib = _libpcap()
+        dlt = _DLT.get(linktype)
+        if dlt is None:
+            raise BadInput(f"filter {self.text!r}: link type {linktype} is not one flowviz filters")
+        handle = lib.pcap_open_dead(dlt, SNAPLEN)
+        if not handle:
+            raise MissingFeature("libpcap could not make a handle to compile filters with")
+        try:
+            prog = _Program()
+            if lib.pcap_compile(handle, ctypes.byref(prog), self.text.encode(), 1, PCAP_NETMASK_UNKNOWN) != 0:
+                said = (lib.pcap_geterr(handle) or b"").decode("utf-8", "replace")
+                raise BadInput(f"filter {self.text!r}: {said}")
+        finally:
+            lib.pcap_close(handle)
         return prog
 
     def matches_bytes(self, data: bytes, linktype: int, wire_len: int = 0) -> bool:
         """tcpdump's verdict on this one frame."""
         prog = self.program(linktype)
+        if prog is None:
+            return False
         hdr = _PktHdr(0, 0, len(data), max(wire_len, len(data)))
         return _libpcap().pcap_offline_filter(ctypes.byref(prog), ctypes.byref(hdr), data) != 0
 
@@ -116,6 +129,7 @@ class Expression:
     def instructions(self, linktype: int = LINKTYPE_ETHERNET) -> list[tuple[int, int, int, int]]:
         """The classic BPF program libpcap made: (code, jt, jf, k) each."""
         prog = self.program(linktype)
+        assert prog is not None
         insns = ctypes.cast(prog.bf_insns, ctypes.POINTER(_Insn * prog.bf_len)).contents
         return [(i.code, i.jt, i.jf, i.k) for i in insns]
 
@@ -129,7 +143,8 @@ class Expression:
 
     def close(self) -> None:
         for prog in self._programs.values():
-            _libpcap().pcap_freecode(ctypes.byref(prog))
+            if prog is not None:
+                _libpcap().pcap_freecode(ctypes.byref(prog))
         self._programs.clear()
 
     def __del__(self):

@@ -1,5 +1,6 @@
 """The fuzz target: one capture's bytes through everything a capture reaches — the reader, the
-decoder, the correlator, the text and JSON outputs, the explanations and a recording of it.
+decoder, the correlator, the text and JSON outputs, the explanations, a recording of it, and a
+tcpdump expression (libpcap, through ctypes) on every frame.
 
 The only way out is :class:`~flowviz.errors.BadCapture` (a one-line error for the user); any other
 exception is a bug. Text output must hold no raw control character. Used by tests/unit/test_fuzz.py
@@ -15,8 +16,10 @@ import re
 import tempfile
 
 from flowviz.correlate import Correlator
+from flowviz.decode import decode
 from flowviz.errors import BadCapture
 from flowviz.explain import explain
+from flowviz.pcapexpr import Expression
 from flowviz.pipeline import Pipeline
 from flowviz.render.jsonl import JsonLinesWriter
 from flowviz.render.pcapng import PcapngRecorder
@@ -24,6 +27,7 @@ from flowviz.render.text import TextWriter
 from flowviz.sanitize import safe
 from flowviz.sources.replay import ReplaySource
 
+EXPRESSION = Expression("tcp port 20229 or udp port 4789 or (vlan and icmp) or ip6")
 CORPUS = os.path.join(os.path.dirname(__file__), "fuzz-corpus")
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "pcaps")
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # tabs and newlines are the output's own
@@ -74,6 +78,8 @@ def run(data: bytes) -> None:
         sinks = [TextWriter(text), JsonLinesWriter(js), recorder, explained]
         Pipeline(source, Correlator(topology=source.topology, max_open=64), sinks).run()
         recorder.close()
+        for ev in ReplaySource([path]).events() if not source.problems else ():   # libpcap on every frame
+            EXPRESSION.matches(ev.data, ev.linktype, ev.wire_len, decode(ev.data, ev.linktype))
         for e in source.problems:
             assert isinstance(e, BadCapture) and "\n" not in str(e) and not RAW_CONTROL.search(str(e)), repr(str(e))
         for out in (text.getvalue(), explained.text):
