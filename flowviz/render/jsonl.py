@@ -145,10 +145,11 @@ def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts) -> str:
     a, b = parts(hop.frame)
     skb = _str(hex(ev.skb)) if ev.skb is not None else "null"
     notes = _encode([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
-    return (f'{{"type": "hop", "packet": {_i(j.id)}, "seq": {_i(hop.seq)}, "ts_ns": {_i(ev.ts_ns)}, '
-            f'"dt_ns": {_i(hop.dt_ns)}, "netns": {_s(ev.netns)}, "netns_id": {_i(ev.netns_id)}, '
+    # id, seq, ts_ns, dt_ns and len are ints, never None: formatted as they are
+    return (f'{{"type": "hop", "packet": {j.id:d}, "seq": {hop.seq:d}, "ts_ns": {ev.ts_ns:d}, '
+            f'"dt_ns": {hop.dt_ns:d}, "netns": {_s(ev.netns)}, "netns_id": {_i(ev.netns_id)}, '
             f'"mode": {_s(ev.mode)}, "ifname": {_s(ev.ifname)}, "ifindex": {_i(ev.ifindex)}, "dir": {_s(ev.dir)}, '
-            f'"hook": {_s(ev.hook)}, "len": {_i(ev.wire_len)}, {a}, "mark": {_i(ev.mark)}, {b}, '
+            f'"hook": {_s(ev.hook)}, "len": {ev.wire_len:d}, {a}, "mark": {_i(ev.mark)}, {b}, '
             f'"changes": {_changes_json(changes)}, "skb": {skb}, '
             f'"drop_reason": {_s(ev.drop_reason)}, "notes": {notes}}}')
 
