@@ -23,7 +23,8 @@ __all__ = ["Correlator", "Topology", "classify", "flow_tuple", "identity", "DEFA
 
 DEFAULT_WINDOW_NS = 1_000_000_000   # a hop more than 1 s after the last is another packet
 SWEEP_EVERY = 20_000                # events between sweeps of idle connections
-SEEN_SIZE = 4096                    # distinct frames remembered (see Correlator._recognize)
+SEEN_SIZE = 4096                    # distinct frames remembered (see Correlator._recognize),
+SEEN_BYTES = 8 << 20                # holding at most about this many bytes
 
 
 class Correlator:
@@ -38,6 +39,7 @@ class Correlator:
         self.journeys = OpenJourneys(window_ns, max_open, max_held)
         self.conns = Connections()
         self._seen: dict = {}   # bytes → (frame, identity, flow tuple), for the last SEEN_SIZE distinct ones
+        self._seen_bytes = 0
         self.events = 0
         self._now = 0
         self._swept_at = 0   # self.events at the last sweep of idle connections
@@ -72,8 +74,10 @@ class Correlator:
         k = data if linktype == LINKTYPE_ETHERNET else (data, linktype)
         got = self._seen.get(k)
         if got is None:
-            if len(self._seen) >= SEEN_SIZE:
+            if len(self._seen) >= SEEN_SIZE or self._seen_bytes > SEEN_BYTES:
                 self._seen.clear()   # cheaper than keeping an order; the next sightings refill it
+                self._seen_bytes = 0
+            self._seen_bytes += 2 * len(data)   # the key, and the frame's slices of it
             frame = decode(data, linktype)
             got = self._seen[k] = (frame, identity(frame), flow_tuple(frame))
         return got

@@ -111,7 +111,7 @@ class OpenJourneys:
     def add(self, j: Open, ev: HopEvent, frame: Frame, key) -> None:
         j.events.append(ev)
         j.frames.append(frame)
-        cost = len(ev.data) + HOP_COST
+        cost = len(ev.data) + len(frame.payload) + HOP_COST   # its bytes, and the frame's slice of them
         j.held += cost
         self.held += cost
         j.seen[(ev.netns, ev.ifname, ev.dir)] = ev

@@ -116,7 +116,7 @@ def test_open_journeys_are_bounded_by_the_bytes_they_hold():
     from flowviz.correlate.journeys import HOP_COST
     frames = [tcp_frame(A, B, "10.0.0.1", "10.0.0.2", 40000, 80, ip_id=i, seq=i, payload=b"x" * 8000)
               for i in range(30)]
-    budget = 10 * (len(frames[0]) + HOP_COST)
+    budget = 10 * (len(frames[0]) + len(decode(frames[0]).payload) + HOP_COST)
     c = Correlator(max_held=budget)
     out = []
     for f in frames:
