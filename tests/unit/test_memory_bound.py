@@ -1,5 +1,5 @@
 """`flowviz replay` stays under its documented memory bound (README: 200 MB at the defaults) whatever
-the capture's timestamps or packet sizes do. Peak RSS is read from the kernel (ru_maxrss)."""
+the capture's timestamps or packet sizes do. Peak RSS is read from the kernel (VmHWM)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ BOUND_MB = 200
 
 
 def _peak_mb(path: str) -> float:
-    # a fresh interpreter that runs the replay and reports its own peak (children's maxima accumulate)
-    code = ("import resource, runpy, sys, contextlib, os\n"
+    # a fresh interpreter that runs the replay and reports its own peak: VmHWM, which belongs to the
+    # process's memory since exec (ru_maxrss would count the test runner's size, copied by fork)
+    code = ("import sys, contextlib, os\n"
             "sys.argv = ['flowviz', 'replay', sys.argv[1], '--json']\n"
             "with open(os.devnull, 'w') as out, contextlib.redirect_stdout(out):\n"
             "    from flowviz.cli import main\n"
             "    rc = main(sys.argv[1:])\n"
             "assert rc == 0, rc\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))\n")
     r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     return int(r.stdout.strip()) / 1024
