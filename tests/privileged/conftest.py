@@ -37,7 +37,7 @@ def docker_engine():
     data root and container untouched."""
     from dockerd import Engine, StandIn
     user = StandIn() if StandIn.wanted() else None
-    untouched = True
+    untouched, running, touched = True, True, []
     try:
         if user is not None:
             user.start()
@@ -50,9 +50,13 @@ def docker_engine():
         finally:
             changed = eng.stop()
         if user is not None:
-            untouched = user.still_running() and user.tree() == data_before
+            running = user.still_running()
+            after = user.tree()
+            touched = sorted(p for p in set(data_before) | set(after) if data_before.get(p) != after.get(p))
+            untouched = running and not touched
     finally:
         if user is not None:
             user.stop()
     assert changed == [], f"the Docker tests left the machine changed: {changed}"
-    assert untouched, "the Docker tests touched the user's engine (its container or its data root)"
+    assert untouched, (f"the Docker tests touched the user's engine: its container "
+                       f"{'runs' if running else 'stopped'}; files changed in its data root: {touched[:8]}")

@@ -101,6 +101,18 @@ def busybox_tar() -> bytes:
     return buf.getvalue()
 
 
+def _stop_daemon(proc: Optional[subprocess.Popen]) -> None:
+    """SIGTERM to dockerd's process group (containerd too), SIGKILL if it has not gone in 30 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _answers(socket_path: str) -> bool:
     if not os.path.exists(socket_path):
         return False
@@ -191,13 +203,7 @@ class Engine:
         finally:
             if self.client is not None:
                 self.client.close()
-            if self.proc is not None and self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait()
+            _stop_daemon(self.proc)
             restore(self.before)
             self._forget()
         return machine.differences(self.before, machine.state())
@@ -249,7 +255,19 @@ class StandIn:
         self.client.api.import_image_from_data(busybox_tar(), repository=repo, tag=tag)
         self.container = self.client.containers.run(IMAGE, ["/bin/sleep", "3600"], name="users-app", detach=True,
                                                     labels=LABEL)
-        time.sleep(2)   # let it settle (image import, container start) before its files are read
+        self.settle()
+
+    def settle(self, quiet_s: float = 2.0, limit_s: float = 60.0) -> None:
+        """Wait until its data root stops changing (image import, container start: slower on a
+        cold machine), so what changes later is not its own doing."""
+        deadline = time.monotonic() + limit_s
+        last = self.tree()
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            now = self.tree()
+            if now == last:
+                return
+            last = now
 
     def tree(self) -> dict:
         """Every file of its data root, with size and modification time."""
@@ -278,13 +296,7 @@ class StandIn:
                     ct.remove(force=True)
                 self.client.close()
         finally:
-            if self.proc is not None and self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait()
+            _stop_daemon(self.proc)
             restore(self.before)
             self.log.close()
             shutil.rmtree(self.data, ignore_errors=True)
