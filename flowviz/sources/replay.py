@@ -15,10 +15,12 @@ on time instead of waiting for the next packet: ``tcpdump -U -w - | flowviz repl
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import queue
 import stat
+import sys
 import threading
 import time
 from operator import attrgetter
@@ -135,7 +137,6 @@ class ReplaySource:
         self._last_ts = 0
         self._stopped = False
         self._places_used: set = set()
-        self._metas: dict = {}
         #: device notes from the captures' interface descriptions (the correlator's topology)
         self.topology = InterfaceNotes()
         # Open every file and read its first record now: a file that is not a
@@ -161,7 +162,6 @@ class ReplaySource:
         places: dict[Interface, tuple] = {}
         stream = None
         if path == STDIN:
-            import sys
             stream = self._stdin if self._stdin is not None else sys.stdin.buffer
         for rec in read_capture(path, stream):
             place = places.get(rec.iface)
@@ -186,7 +186,7 @@ class ReplaySource:
     def _event(self, rec: Record, place: tuple) -> HopEvent:
         iface = rec.iface
         netns, ifname, mode = place
-        meta, text = self._meta(rec.comment) if rec.comment else (_NO_META, None)
+        meta, text = _parse_meta(rec.comment) if rec.comment else (_NO_META, None)
         direction = meta.get("dir") if meta.get("dir") in DIRECTIONS else rec.direction   # anything else: unknown
         ifindex = meta.get("ifindex")
         if (direction is None or ifindex is None) and iface.linktype in _COOKED:
@@ -203,15 +203,6 @@ class ReplaySource:
                         meta.get("netns_id"), ifindex, _hook(meta.get("hook", "capture")), meta.get("skb"),
                         meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes)
 
-    def _meta(self, comment: str) -> tuple[dict, Optional[str]]:
-        """parse_meta, remembered: a recording's comments repeat (a mark, a hook, a namespace)."""
-        got = self._metas.get(comment)
-        if got is None:
-            if len(self._metas) >= 4096:
-                self._metas.clear()
-            got = self._metas[comment] = parse_meta(comment)
-        return got
-
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:
         try:
             yield from it
@@ -223,10 +214,19 @@ class ReplaySource:
         if not streams:
             return
         if self.streaming:
-            merged = _quiet_ticks(streams[0], IDLE_TICK_S)
-        else:
-            merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=attrgetter("ts_ns"))
+            yield from self._stream_events(streams[0])
+            return
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=attrgetter("ts_ns"))
         for ev in merged:
+            if self._stopped:
+                return
+            self.read += 1
+            self._last_ts = ev.ts_ns
+            yield ev
+
+    def _stream_events(self, stream: Iterator[HopEvent]) -> Iterator[Optional[HopEvent]]:
+        """A lone stream's sightings, and None when it is quiet; when each arrived, for now_ns."""
+        for ev in _quiet_ticks(stream, IDLE_TICK_S):
             if self._stopped:
                 return
             if ev is not None:
@@ -254,6 +254,9 @@ class ReplaySource:
 
 
 _NO_META: dict = {}
+#: parse_meta, remembered: a recording's comments repeat (a mark, a hook, a namespace). The dicts it
+#: hands back are shared, so nothing may change them.
+_parse_meta = functools.lru_cache(maxsize=4096)(parse_meta)
 _COOKED = frozenset({LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2})   # where the frame itself says direction
 
 
