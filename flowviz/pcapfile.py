@@ -351,6 +351,11 @@ class PcapNgWriter:
             body += opts + _opt(OPT_END, b"")
         self.f.write(_block(BT_EPB, body))
 
+    def simple_packet(self, data: bytes, orig_len: Optional[int] = None) -> None:
+        """A simple packet block: the first interface's, with no timestamp (what some tools write)."""
+        body = struct.pack("<I", orig_len if orig_len is not None else len(data))
+        self.f.write(_block(BT_SPB, body + data + b"\0" * ((-len(data)) % 4)))
+
 
 # --- flowviz metadata in packet comments ("flowviz: key=value ...") ---------------------------
 

@@ -355,9 +355,6 @@ def write(path: str, packets: Iterable[list[Sighting]], *, start_ns: int = BASE_
     return n
 
 
-FLOOD_KINDS = ("spread", "same", "spb")
-
-
 def flood(path: str, n: int, kind: str, *, payload: int = 0) -> None:
     """``n`` distinct TCP packets (another IP ID and sequence each, ``payload`` bytes each) on one
     device: ``spread`` 10 ms apart, ``same`` all at one timestamp, ``spb`` as simple packet blocks
@@ -372,9 +369,7 @@ def flood(path: str, n: int, kind: str, *, payload: int = 0) -> None:
         for i in range(n):
             struct.pack_into("!H", b, 18, i & 0xFFFF)
             struct.pack_into("!I", b, 38, i)
-            fr = bytes(b)
-            if kind == "spb":   # a simple packet block: original length and data, no timestamp
-                body = struct.pack("<I", len(fr)) + fr + b"\0" * (-len(fr) % 4)
-                f.write(struct.pack("<II", 3, 12 + len(body)) + body + struct.pack("<I", 12 + len(body)))
+            if kind == "spb":
+                w.simple_packet(bytes(b))
             else:
-                w.packet(idx, 1_000_000_000 + (i * 10_000_000 if kind == "spread" else 0), fr, direction="tx")
+                w.packet(idx, 1_000_000_000 + (i * 10_000_000 if kind == "spread" else 0), bytes(b), direction="tx")
