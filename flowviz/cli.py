@@ -16,11 +16,11 @@ import sys
 from typing import Optional, Sequence
 
 from .errors import BadInput, FlowvizError, NeedRoot
+from .sanitize import safe   # errors name paths and arguments, which can come from hostile file names
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
-        from .sanitize import safe   # arguments can come from a glob over hostile file names
         self.exit(2, f"{self.prog}: {safe(message)} (see {self.prog} --help)\n")
 
 
@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="journeys from pcap/pcapng captures")
     r.add_argument("files", nargs="+", metavar="FILE",
-                   help="pcap or pcapng files; - reads standard input as it arrives (tcpdump -U -w - | flowviz replay -)")
+                   help="pcap or pcapng files; - reads standard input as it arrives "
+                        "(tcpdump -U -w - | flowviz replay -)")
     _filter_args(r)
     r.add_argument("-f", "--filter", dest="expr", metavar="EXPR",
                    help="a tcpdump filter expression ('udp port 4789', 'net 10.0.0.0/8'): journeys with a sighting "
@@ -218,7 +219,6 @@ def _print_plain(source, correlator, mode: str) -> None:
 
 
 def _report_problems(source) -> int:
-    from .sanitize import safe
     for e in source.problems:
         how = "; the packets before it are reported" if getattr(e, "partial", False) else ""
         print(f"flowviz: {safe(str(e))}{how}", file=sys.stderr)
@@ -300,7 +300,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.func(args) or 0
     except FlowvizError as e:
         _flush_quietly()
-        from .sanitize import safe   # paths, names and arguments in it may hold control characters
         print(f"flowviz: {safe(str(e))}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:

@@ -88,15 +88,8 @@ def _line(obj: dict) -> str:
 _str = json.encoder.encode_basestring   # a JSON string literal, non-ASCII left as it is (ensure_ascii=False)
 
 
-def _s(v: Optional[str]) -> str:
-    return "null" if v is None else _str(v)
-
-
-def _i(v: Optional[int]) -> str:
-    return "null" if v is None else int.__repr__(v)
-
-
 def _value(v) -> str:
+    """One JSON value as json.dumps writes it (strings, ints and null here; anything else by json)."""
     t = type(v)
     if t is str:
         return _str(v)
@@ -114,8 +107,8 @@ def _changes_json(changes: list) -> str:
 
 
 def _tuple_json(f) -> str:
-    return (f'"proto": {_s(f.proto)}, "src": {_s(f.src)}, "dst": {_s(f.dst)}, "sport": {_i(f.sport)}, '
-            f'"dport": {_i(f.dport)}')
+    return (f'"proto": {_value(f.proto)}, "src": {_value(f.src)}, "dst": {_value(f.dst)}, '
+            f'"sport": {_value(f.sport)}, "dport": {_value(f.dport)}')
 
 
 class _FrameParts:
@@ -134,7 +127,7 @@ class _FrameParts:
             self._parts.clear()
         vni = f.vxlan.vni if f.vxlan is not None else None
         inner = f"{{{_tuple_json(f.inner.innermost)}}}" if f.inner is not None else "null"
-        a, b = _tuple_json(f), f'"vni": {_i(vni)}, "inner": {inner}'
+        a, b = _tuple_json(f), f'"vni": {_value(vni)}, "inner": {inner}'
         self._parts[id(f)] = (f, a, b)
         return a, b
 
@@ -147,11 +140,12 @@ def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts) -> str:
     notes = _encode([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
     # id, seq, ts_ns, dt_ns and len are ints, never None: formatted as they are
     return (f'{{"type": "hop", "packet": {j.id:d}, "seq": {hop.seq:d}, "ts_ns": {ev.ts_ns:d}, '
-            f'"dt_ns": {hop.dt_ns:d}, "netns": {_s(ev.netns)}, "netns_id": {_i(ev.netns_id)}, '
-            f'"mode": {_s(ev.mode)}, "ifname": {_s(ev.ifname)}, "ifindex": {_i(ev.ifindex)}, "dir": {_s(ev.dir)}, '
-            f'"hook": {_s(ev.hook)}, "len": {ev.wire_len:d}, {a}, "mark": {_i(ev.mark)}, {b}, '
+            f'"dt_ns": {hop.dt_ns:d}, "netns": {_value(ev.netns)}, "netns_id": {_value(ev.netns_id)}, '
+            f'"mode": {_value(ev.mode)}, "ifname": {_value(ev.ifname)}, "ifindex": {_value(ev.ifindex)}, '
+            f'"dir": {_value(ev.dir)}, '
+            f'"hook": {_value(ev.hook)}, "len": {ev.wire_len:d}, {a}, "mark": {_value(ev.mark)}, {b}, '
             f'"changes": {_changes_json(changes)}, "skb": {skb}, '
-            f'"drop_reason": {_s(ev.drop_reason)}, "notes": {notes}}}')
+            f'"drop_reason": {_value(ev.drop_reason)}, "notes": {notes}}}')
 
 
 class JsonLinesWriter:

@@ -30,7 +30,8 @@ from urllib.parse import unquote
 from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
-from ..model import DROP, FREE, HOOK_NAMES, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, RX, TX, UNKNOWN_HOOK, ChangeKind, HopEvent
+from ..model import (DROP, FREE, HOOK_NAMES, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, RX, TX, UNKNOWN_HOOK,
+                     ChangeKind, HopEvent)
 from ..pcapfile import Interface, Record, parse_meta, read_capture
 from . import SourceStatus
 
