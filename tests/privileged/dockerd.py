@@ -113,6 +113,29 @@ def _stop_daemon(proc: Optional[subprocess.Popen]) -> None:
         proc.wait()
 
 
+def _start_daemon(argv: list[str], socket_path: str, log) -> tuple[subprocess.Popen, object]:
+    """dockerd started (its own process group), answering on ``socket_path``, with the test image:
+    (the process, a client). Under software emulation (the stock-kernel guest) dockerd and
+    containerd take minutes: FLOWVIZ_DOCKER_START_S."""
+    import docker
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + float(os.environ.get("FLOWVIZ_DOCKER_START_S", "60"))
+    while not _answers(socket_path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop_daemon(proc)
+            with open(log.name, errors="replace") as f:
+                tail = "".join(f.readlines()[-15:])
+            raise RuntimeError(f"dockerd did not start; the end of its log ({log.name}):\n{tail}")
+        time.sleep(0.3)
+    client = docker.DockerClient(base_url=f"unix://{socket_path}", timeout=60)
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        repo, tag = IMAGE.split(":")
+        client.api.import_image_from_data(busybox_tar(), repository=repo, tag=tag)
+    return proc, client
+
+
 def _answers(socket_path: str) -> bool:
     if not os.path.exists(socket_path):
         return False
@@ -138,7 +161,6 @@ class Engine:
         self._docker_host = os.environ.get("DOCKER_HOST")
 
     def start(self) -> None:
-        import docker
         if shutil.which("dockerd") is None:
             raise RuntimeError("dockerd is not installed: scripts/setup --tests installs docker.io")
         if not os.path.exists(BUSYBOX):
@@ -151,23 +173,8 @@ class Engine:
         _run("ip", "link", "set", BRIDGE, "up", check=True)
         argv = ["dockerd", "--host", f"unix://{SOCKET}", "--pidfile", f"{BASE}/docker.pid",
                 "--exec-root", EXEC_ROOT, "--data-root", self.data_root, "--bridge", BRIDGE]
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, start_new_session=True)
-        # under software emulation (the stock-kernel guest) dockerd and containerd take minutes
-        deadline = time.monotonic() + float(os.environ.get("FLOWVIZ_DOCKER_START_S", "60"))
-        while not _answers(SOCKET):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                with open(self.log.name, errors="replace") as f:
-                    tail = "".join(f.readlines()[-15:])
-                raise RuntimeError(f"dockerd did not start; the end of its log ({self.log.name}):\n{tail}")
-            time.sleep(0.3)
+        self.proc, self.client = _start_daemon(argv, SOCKET, self.log)
         os.environ["DOCKER_HOST"] = f"unix://{SOCKET}"   # flowviz, run by the tests, finds this engine
-        self.client = docker.DockerClient(base_url=f"unix://{SOCKET}", timeout=60)
-        try:
-            self.client.images.get(IMAGE)
-        except docker.errors.ImageNotFound:
-            repo, tag = IMAGE.split(":")
-            self.client.api.import_image_from_data(busybox_tar(), repository=repo, tag=tag)
-
 
     def cleanup_objects(self) -> None:
         """Remove every container, service and network the tests made; leave the swarm."""
@@ -242,17 +249,8 @@ class StandIn:
         return os.environ.get("FLOWVIZ_STOCK_KERNEL") != "1" and not _answers(USER_SOCKET)
 
     def start(self) -> None:
-        import docker
-        self.proc = subprocess.Popen(["dockerd", "--data-root", self.data, "--pidfile", f"{self.data}.pid"],
-                                     stdout=self.log, stderr=self.log, start_new_session=True)
-        deadline = time.monotonic() + float(os.environ.get("FLOWVIZ_DOCKER_START_S", "60"))
-        while not _answers(USER_SOCKET):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the stand-in user engine did not start (log: {self.log.name})")
-            time.sleep(0.3)
-        self.client = docker.DockerClient(base_url=f"unix://{USER_SOCKET}", timeout=60)
-        repo, tag = IMAGE.split(":")
-        self.client.api.import_image_from_data(busybox_tar(), repository=repo, tag=tag)
+        self.proc, self.client = _start_daemon(["dockerd", "--data-root", self.data, "--pidfile", f"{self.data}.pid"],
+                                               USER_SOCKET, self.log)
         self.container = self.client.containers.run(IMAGE, ["/bin/sleep", "3600"], name="users-app", detach=True,
                                                     labels=LABEL)
         self.settle()
