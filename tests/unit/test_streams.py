@@ -81,11 +81,23 @@ def test_a_fifo_nobody_writes_to_can_be_interrupted(tmp_path):
     fifo = tmp_path / "idle.fifo"
     os.mkfifo(fifo)
     p = subprocess.Popen(_flowviz_argv("replay", str(fifo)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.0)   # let it reach open(), which waits for a writer
+    # interrupt it where it waits for a writer (the kernel says so), not while Python is still starting
+    end = time.monotonic() + 60
+    while _wchan(p.pid) != "wait_for_partner" and p.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _wchan(p.pid) == "wait_for_partner", "flowviz never reached the FIFO's open()"
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 130
     assert b"Traceback" not in err and out == b""
+
+
+def _wchan(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def test_empty_or_twice_named_standard_input_is_one_line_and_status_2():
