@@ -151,7 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--rate", type=_positive(float, low=0.01, high=100_000), default=10.0,
                     help="requests per second (0.01 to 100000)")
     tr.add_argument("--proto", choices=("tcp", "udp"), default="tcp")
+    tr.add_argument("--size", type=_positive(int, low=16, high=65_000), default=None, metavar="BYTES",
+                    help="payload bytes per request (default: a short line); 1472 over UDP fills a 1500-byte packet")
     tr.set_defaults(func=cmd_lab_traffic)
+    from .lab.faults import FAULTS
+    br = lsub.add_parser("break", help="make one controlled fault in the swarm ingress path, to follow a packet into it")
+    br.add_argument("what", choices=tuple(FAULTS), metavar="WHAT",
+                    help="; ".join(f"{k}: {f.what}" for k, f in FAULTS.items()))
+    br.set_defaults(func=cmd_lab_break)
+    fx = lsub.add_parser("fix", help="undo a fault exactly (all: every one)")
+    fx.add_argument("what", choices=(*FAULTS, "all"), metavar="WHAT")
+    fx.set_defaults(func=cmd_lab_fix)
     return p
 
 
@@ -285,7 +295,19 @@ def cmd_lab_status(args) -> int:
 def cmd_lab_traffic(args) -> int:
     need_root("flowviz lab traffic")
     from .lab.traffic import run_traffic
-    return run_traffic(args.scenario, count=args.count, rate=args.rate, proto=args.proto)
+    return run_traffic(args.scenario, count=args.count, rate=args.rate, proto=args.proto, size=args.size)
+
+
+def cmd_lab_break(args) -> int:
+    need_root("flowviz lab break")
+    from .lab.faults import break_fault
+    return break_fault(args.what)
+
+
+def cmd_lab_fix(args) -> int:
+    need_root("flowviz lab fix")
+    from .lab.faults import fix_fault
+    return fix_fault(args.what)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -36,6 +36,9 @@ def up(scenario: str = "swarm-ingress", *, quiet: bool = False) -> int:
     from .scenarios import BUILDERS, Lab
     from .traffic import wait_answered
     _check_tools()
+    if LabState.load().faults:   # `lab break` faults go first: up builds what they took away anyway
+        from .faults import fix_fault
+        fix_fault("all", quiet=True)
     st = LabState.load()
     was_up = bool(list_lab_netns())
     lab = Lab(st)
@@ -147,7 +150,7 @@ def status(*, as_json: bool = False) -> int:
         checks[name] = {"request": t.label, "answered": lat is not None,
                         "latency_ms": round(lat * 1000, 3) if lat is not None else None}
     if as_json:
-        out = {"scenarios": st.scenarios, "ipvs": st.ipvs, "checks": checks,
+        out = {"scenarios": st.scenarios, "ipvs": st.ipvs, "checks": checks, "faults": sorted(st.faults),
                "namespaces": {n: (st.namespaces[n].__dict__ if n in st.namespaces else None) for n in present}}
         print(json.dumps(out, indent=1))
         return 0
@@ -157,6 +160,9 @@ def status(*, as_json: bool = False) -> int:
     print(f"scenarios up: {', '.join(st.scenarios) or 'none'}")
     if st.ipvs:
         print(f"ingress load balancing: {st.ipvs}")
+    for name in st.faults:
+        from .faults import FAULTS
+        print(f"broken ({name}): {FAULTS[name].what}; `flowviz lab fix {name}` undoes it")
     for n in present:
         r = st.namespaces.get(n)
         label = f"{r.label} ({r.role})" if r else "(not recorded)"

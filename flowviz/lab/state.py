@@ -34,6 +34,7 @@ class LabState:
     namespaces: dict[str, Role] = field(default_factory=dict)
     bridges: dict[str, str] = field(default_factory=dict)    #: "ns/device" → Docker network name
     servers: list[dict] = field(default_factory=list)        #: [{"pid", "netns", "ports"}]
+    faults: dict[str, dict] = field(default_factory=dict)     #: `lab break` faults in place → how to undo each
 
     @classmethod
     def load(cls) -> "LabState":
@@ -43,7 +44,8 @@ class LabState:
         except (OSError, ValueError):
             return cls()
         st = cls(scenarios=raw.get("scenarios", []), ipvs=raw.get("ipvs"),
-                 bridges=raw.get("bridges", {}), servers=raw.get("servers", []))
+                 bridges=raw.get("bridges", {}), servers=raw.get("servers", []),
+                 faults=raw.get("faults", {}))
         for ns, r in raw.get("namespaces", {}).items():
             st.namespaces[ns] = Role(**r)
         return st

@@ -21,12 +21,22 @@ if TYPE_CHECKING:
     from .scenarios import Target
 
 
-def one_request(target, proto: str, *, timeout: float = 1.0, seq: int = 0) -> Optional[float]:
-    """Send one request; its round-trip time in seconds, or None when unanswered."""
+IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3   # linux/in.h: set DF, ignore the path MTU
+
+
+def one_request(target, proto: str, *, timeout: float = 1.0, seq: int = 0,
+                size: Optional[int] = None) -> Optional[float]:
+    """Send one request (``size`` payload bytes, else a short line); its round-trip time in seconds,
+    or None when unanswered."""
     payload = f"flowviz seq={seq}\n".encode()
+    if size is not None:
+        payload = payload[:size].ljust(size, b".")
     with entered(target.netns):
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
         s = socket.socket(socket.AF_INET, kind)
+    if size is not None and proto == "udp":
+        # DF set, and the size asked for whatever path MTU was learned before: a full-size packet
+        s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
     s.settimeout(timeout)
     t0 = time.perf_counter()
     try:
@@ -44,19 +54,19 @@ def one_request(target, proto: str, *, timeout: float = 1.0, seq: int = 0) -> Op
     return time.perf_counter() - t0 if data.startswith(b"flowviz-lab ") else None
 
 
-def run_traffic(scenario: str, *, count: int, rate: float, proto: str) -> int:
+def run_traffic(scenario: str, *, count: int, rate: float, proto: str, size: Optional[int] = None) -> int:
     from . import scenarios
     from .state import LabState
     st = LabState.load()
     target = scenarios.TARGETS[scenario]
     if scenario not in st.scenarios or not netns_exists(target.netns):
         raise LabError(f"scenario {scenario} is not up: run `flowviz lab up --scenario {scenario}` first")
-    print(f"{scenario}: {target.label} ({proto}), {count} requests at {rate:g}/s")
+    print(f"{scenario}: {target.label} ({proto}{f', {size} bytes' if size else ''}), {count} requests at {rate:g}/s")
     lat: list[float] = []
     interval = 1.0 / rate
     start = time.perf_counter()
     for i in range(count):
-        r = one_request(target, proto, seq=i)
+        r = one_request(target, proto, seq=i, size=size)
         if r is not None:
             lat.append(r)
         delay = start + (i + 1) * interval - time.perf_counter()
