@@ -94,3 +94,20 @@ class Pipeline:
             out.append(j)
             self.taken += 1
         return out
+
+
+class Collected(list):
+    """A sink that keeps every journey, in the order they finished."""
+
+    def journey(self, j: Journey) -> None:
+        self.append(j)
+
+    def close(self) -> None:
+        pass
+
+
+def collect(source, correlator: Correlator, **kw) -> list[Journey]:
+    """Every journey a source gives, through the correlator (``kw``: the Pipeline's stop conditions)."""
+    out = Collected()
+    Pipeline(source, correlator, [out], **kw).run()
+    return list(out)

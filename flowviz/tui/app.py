@@ -33,6 +33,7 @@ class FlowvizApp(App):
         Binding("p", "packet(-1)", "prev packet"),
         Binding("t", "toggle_timing", "timing"),
         Binding("e", "toggle_explain", "explain"),
+        Binding("b", "toggle_bytes", "bytes"),
         Binding("f", "toggle_follow", "follow latest"),
         Binding("q", "quit", "quit"),
     ]
@@ -52,6 +53,7 @@ class FlowvizApp(App):
         self.speed = 2.0
         self.follow = follow_latest
         self.timed = False   # False: even steps at `speed` hops/s; True: real time, scaled
+        self.as_bytes = False   # the packet panel draws every hop's bytes, not only at the tunnel's ends
         self.finished = False
         self.problems: list[str] = []
         self._status = None
@@ -157,7 +159,7 @@ class FlowvizApp(App):
         if not (box.scroll_y <= pathmap.marker_line < box.scroll_y + box.scrollable_content_region.height):
             box.scroll_to(y=max(0, pathmap.marker_line - 2), animate=False)
         self.query_one(HopTable).point_at(h)
-        self.query_one(PacketDetail).show(j, h)
+        self.query_one(PacketDetail).show(j, h, as_bytes=self.as_bytes)
         self.query_one(ExplainPanel).show(j, h)
         self._update_status()
 
@@ -249,6 +251,11 @@ class FlowvizApp(App):
     def action_toggle_explain(self) -> None:
         box = self.query_one("#explainbox")
         box.display = not box.display
+
+    def action_toggle_bytes(self) -> None:
+        self.as_bytes = not self.as_bytes
+        if self.current is not None:
+            self._draw()
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow

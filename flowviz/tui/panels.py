@@ -16,6 +16,7 @@ from ..annotations import note_text
 from ..explain import explain
 from ..model import ChangeKind, Frame, Hop, Journey
 from ..render import inner_text, outer_text, packet_label, safe
+from ..render.bytemap import diagram
 from ..sources import SourceStatus
 
 BADGE = {
@@ -148,13 +149,32 @@ def detail_text(hop: Hop, prev: Optional[Hop]) -> Text:
     return out
 
 
+def bytes_text(j: Journey, hop: int, width: int = 96) -> Text:
+    """The byte diagram (render/bytemap.py): the tunnel's bytes in blue, the figures that matter bold."""
+    out = Text()
+    for line in diagram(j, hop, width):
+        style = "bold blue" if line.startswith(("└", "VXLAN header")) else \
+            "bold" if line.startswith(("overhead", "MTU", "hop ")) else ""
+        out.append(line + "\n", style=style)
+    return out
+
+
+def at_tunnel_end(h: Hop) -> bool:
+    return any(c.kind in (ChangeKind.ENCAP, ChangeKind.DECAP) for c in h.changes)
+
+
 class PacketDetail(Static):
-    def show(self, j: Optional[Journey], hop: int) -> None:
+    def show(self, j: Optional[Journey], hop: int, *, as_bytes: bool = False) -> None:
+        """The header stack; at an encap or decap hop, or when asked (b), the byte diagram above it."""
         if j is None or not j.hops:
             self.update(Text("no packet selected", style="dim"))
             return
         h = j.hops[hop]
-        self.update(detail_text(h, j.hops[hop - 1] if hop > 0 else None))
+        out = detail_text(h, j.hops[hop - 1] if hop > 0 else None)
+        if as_bytes or at_tunnel_end(h):
+            width = max(40, self.content_region.width - 3) if self.content_region.width else 96
+            out = bytes_text(j, hop, width).append("\n").append_text(out)
+        self.update(out)
 
 
 class ExplainPanel(Static):
