@@ -73,6 +73,8 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="JSON Lines: one object per hop and per journey")
     g.add_argument("--text", action="store_true", help="a text timeline per journey")
+    p.add_argument("--svg", metavar="OUT.svg",
+                   help="also draw the first journey (and its reply) as SVG for slides; never overwrites a file")
 
 
 def _docker_host(text: str) -> str:
@@ -219,11 +221,11 @@ def _writer(mode: str):
     return TextWriter(sys.stdout)
 
 
-def _print_plain(source, correlator, mode: str) -> None:
+def _print_plain(source, correlator, mode: str, sinks=()) -> None:
     from .pipeline import Pipeline
     w = _writer(mode)
     try:
-        Pipeline(source, correlator, [w]).run(after_batch=sys.stdout.flush)   # a reader may be waiting
+        Pipeline(source, correlator, [w, *sinks]).run(after_batch=sys.stdout.flush)   # a reader may be waiting
     finally:
         w.close()
 
@@ -243,14 +245,24 @@ def cmd_replay(args) -> int:
     if args.files.count(STDIN) > 1:
         raise BadInput("standard input (-) can be read only once")
     mode = _mode(args, keys_from_tty=from_stdin)
-    stdin = _stdin_for_data() if from_stdin and mode == "tui" else None
-    source = ReplaySource(args.files, stdin=stdin)
-    correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open)
-    if mode == "tui":
-        from .tui import run_app
-        run_app(source, correlator, flt, follow_latest=False)
-    else:
-        _print_plain(source, correlator, mode)
+    svg = None
+    if args.svg:   # made first: a bad path fails before anything is read
+        from .render.svg import SvgWriter
+        svg = SvgWriter(args.svg)
+    try:
+        stdin = _stdin_for_data() if from_stdin and mode == "tui" else None
+        source = ReplaySource(args.files, stdin=stdin)
+        correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open)
+        sinks = [svg] if svg is not None else []
+        if mode == "tui":
+            from .tui import run_app
+            run_app(source, correlator, flt, follow_latest=False, sinks=sinks)
+        else:
+            _print_plain(source, correlator, mode, sinks)
+    finally:
+        if svg is not None:
+            from .follow import close_svg
+            close_svg(svg)
     return _report_problems(source)
 
 

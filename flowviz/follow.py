@@ -29,6 +29,16 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     if args.write:   # made first: a bad path fails before anything is attached
         from .render.pcapng import PcapngRecorder
         recorder = PcapngRecorder(args.write)
+    svg = None
+    if args.svg:
+        from .render.svg import SvgWriter
+        try:
+            svg = SvgWriter(args.svg)
+        except BaseException:
+            if recorder is not None:
+                recorder.discard()
+            raise
+    sinks = [s for s in (recorder, svg) if s is not None]
     source = topo = None
     try:
         source = LiveSource(flt, netns=args.netns)
@@ -40,10 +50,10 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
                                 max_open=args.max_open)
         if mode == "tui":
             from .tui import run_app
-            run_app(source, correlator, flt, recorder=recorder, count=args.count, duration=args.duration,
+            run_app(source, correlator, flt, sinks=sinks, count=args.count, duration=args.duration,
                     follow_latest=True)
             return _report_lost(source)
-        return _plain(source, correlator, mode, recorder, args.count, args.duration)
+        return _plain(source, correlator, mode, sinks, args.count, args.duration)
     finally:
         if source is not None:
             source.close()
@@ -56,9 +66,18 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
                     print(f"flowviz: nothing was followed, so {safe(recorder.path)} was not written", file=sys.stderr)
             else:
                 recorder.close()
+        if svg is not None:
+            close_svg(svg)
 
 
-def _plain(source, correlator: Correlator, mode: str, recorder, count, duration) -> int:
+def close_svg(svg) -> None:
+    """Write the picture; say so when there was no journey to draw (and no file is left)."""
+    svg.close()
+    if not svg.written and sys.exc_info()[0] is None:
+        print(f"flowviz: no journey to draw, so {safe(svg.path)} was not written", file=sys.stderr)
+
+
+def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, duration) -> int:
     from .pipeline import Pipeline
     from .render.jsonl import JsonLinesWriter
     from .render.text import TextWriter
@@ -77,7 +96,7 @@ def _plain(source, correlator: Correlator, mode: str, recorder, count, duration)
                   file=sys.stderr)
             lost_seen = lost
 
-    sinks = [out] + ([recorder] if recorder is not None else [])
+    sinks = [out, *extra_sinks]
     pipeline = Pipeline(source, correlator, sinks, count=count, duration=duration, tick=report_lost,
                         tick_s=LOST_REPORT_EVERY_S)
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 
+from ..errors import BadInput
 from ..model import TCP, Frame, Journey, tcp_flags_text
 from ..sanitize import safe  # noqa: F401  (re-exported: the outputs import it from here)
 
@@ -35,3 +37,16 @@ def role_text(j: Journey) -> str:
 
 
 
+
+
+def new_file(path: str, option: str, what: str):
+    """A new file of ours, mode 0600 whatever the umask, opened for writing in binary; an existing
+    file is never overwritten (O_EXCL), and either problem is one line naming ``option``."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise BadInput(f"{option} {path}: the file exists; flowviz does not overwrite {what}") from None
+    except OSError as e:
+        raise BadInput(f"{option} {path}: {e.strerror}") from None
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")

@@ -12,22 +12,15 @@ import os
 from urllib.parse import quote
 
 from ..annotations import notes_encode
-from ..errors import BadInput
 from ..model import Journey
 from ..pcapfile import PcapNgWriter, format_meta
+from . import new_file
 
 
 class PcapngRecorder:
     def __init__(self, path: str, *, describe=None):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise BadInput(f"--write {path}: the file exists; flowviz does not overwrite recordings") from None
-        except OSError as e:
-            raise BadInput(f"--write {path}: {e.strerror}") from None
-        os.fchmod(fd, 0o600)   # whatever the umask says: captures are private
         self.path = path
-        self.f = os.fdopen(fd, "wb")
+        self.f = new_file(path, "--write", "recordings")   # private, whatever the umask says
         self.w = PcapNgWriter(self.f, app="flowviz follow")
         self.describe = describe   # (HopEvent) → extra "key=value ..." text from topology, or None
         self.hops = 0

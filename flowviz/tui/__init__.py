@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Optional
 
 
-def create_app(source, correlator, flt=None, *, recorder=None, count: Optional[int] = None,
+def create_app(source, correlator, flt=None, *, sinks=(), count: Optional[int] = None,
                duration: Optional[float] = None, autoplay: bool = True, follow_latest: bool = False):
     from .app import FlowvizApp
     return FlowvizApp(source, correlator, filter_text=flt.describe() if flt is not None else "everything",
-                      recorder=recorder, count=count, duration=duration, autoplay=autoplay,
+                      sinks=sinks, count=count, duration=duration, autoplay=autoplay,
                       follow_latest=follow_latest)
 
 

@@ -34,15 +34,16 @@ class FlowvizApp(App):
         Binding("t", "toggle_timing", "timing"),
         Binding("e", "toggle_explain", "explain"),
         Binding("b", "toggle_bytes", "bytes"),
+        Binding("s", "save_svg", "save SVG"),
         Binding("f", "toggle_follow", "follow latest"),
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, source, correlator, *, filter_text: str = "everything", recorder=None,
+    def __init__(self, source, correlator, *, filter_text: str = "everything", sinks=(),
                  count: Optional[int] = None, duration: Optional[float] = None, autoplay: bool = True,
                  follow_latest: bool = False, max_journeys: int = 10_000):
         super().__init__()
-        self.feeder = Feeder(source, correlator, self.post_message, recorder=recorder, count=count,
+        self.feeder = Feeder(source, correlator, self.post_message, sinks=sinks, count=count,
                              duration=duration)
         self.filter_text = filter_text
         self.journeys: "OrderedDict[int, Journey]" = OrderedDict()
@@ -251,6 +252,24 @@ class FlowvizApp(App):
     def action_toggle_explain(self) -> None:
         box = self.query_one("#explainbox")
         box.display = not box.display
+
+    def action_save_svg(self) -> None:
+        """The current journey, with the reply to it (or the request it answers), as SVG in the
+        working directory: flowviz-packet-N.svg, never over an existing file."""
+        if self.current is None:
+            return
+        from ..errors import BadInput
+        from ..render.svg import save_svg
+        j = self.current
+        pair = [j] + [r for r in self.journeys.values() if r.reply_to == j.id][:1]
+        if j.reply_to is not None and j.reply_to in self.journeys:
+            pair = [self.journeys[j.reply_to], j]
+        try:
+            path = save_svg(pair, f"flowviz-packet-{j.id}")
+        except BadInput as e:
+            self.notify(str(e), severity="error")
+            return
+        self.notify(f"saved {path}")
 
     def action_toggle_bytes(self) -> None:
         self.as_bytes = not self.as_bytes

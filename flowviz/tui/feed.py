@@ -22,13 +22,13 @@ YIELD_EVERY = 200   # events between GIL hand-offs; measured in tests/ui/test_lo
 
 
 class Feeder(threading.Thread):
-    def __init__(self, source, correlator: Correlator, post: Callable, *, recorder=None,
+    def __init__(self, source, correlator: Correlator, post: Callable, *, sinks=(),
                  count: Optional[int] = None, duration: Optional[float] = None,
                  batch_s: float = 0.3, status_s: float = 0.5):
         super().__init__(name="flowviz-feeder", daemon=True)
         self.source = source
         self.post = post
-        self.pipeline = Pipeline(source, correlator, [recorder] if recorder is not None else [],
+        self.pipeline = Pipeline(source, correlator, sinks,
                                  count=count, duration=duration)
         self.batch_s = batch_s
         self.status_s = status_s

@@ -184,3 +184,25 @@ async def test_untrusted_names_are_shown_literally(make_app, tmp_path):
         assert "\x1b" not in detail and "[bold red]eth0[blink]" in detail
         screen = app.export_screenshot()
         assert "\x1b[2J" not in screen
+
+
+async def test_b_draws_bytes_and_s_saves_the_journey_as_svg(make_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app("swarm-ingress.pcapng")
+    async with app.run_test(size=(170, 50)) as pilot:
+        await loaded(pilot)
+        detail = app.query_one("#detail")
+        assert "offset bytes" not in str(detail.render())
+        await pilot.press("b")
+        assert "offset bytes" in str(detail.render())
+        await pilot.press("b")
+        assert "offset bytes" not in str(detail.render())
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        assert (tmp_path / "flowviz-packet-1.svg").exists()
+        await pilot.press("n", "s")   # the reply: saved with the request it answers, request first
+        await pilot.pause(0.1)
+    from flowviz.render.svg import journeys_svg
+    req, rep = app.journeys[1], app.journeys[2]
+    assert (tmp_path / "flowviz-packet-2.svg").read_text() == journeys_svg([req, rep])
+    assert (tmp_path / "flowviz-packet-1.svg").read_text() == journeys_svg([req, rep])
