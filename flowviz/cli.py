@@ -134,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     _docker_args(t)
     t.set_defaults(func=cmd_topo)
 
+    te = sub.add_parser("teach", help="guided lessons on overlay networking, on the live lab or the bundled captures")
+    te.add_argument("lesson", nargs="?", metavar="LESSON",
+                    help="a lesson's name (without one: the list) or a lesson file (.toml)")
+    src = te.add_mutually_exclusive_group()
+    src.add_argument("--live", action="store_true", help="follow real packets through the lab, or fail saying why")
+    src.add_argument("--capture", action="store_true", help="read the bundled captures, even where live works")
+    te.add_argument("--text", action="store_true", help="print the lesson with its answers (a handout)")
+    te.set_defaults(func=cmd_teach)
+
     lab = sub.add_parser("lab", help="build the reference topologies from network namespaces (root)")
     lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
     lsub.required = True
@@ -274,6 +283,12 @@ def need_root(what: str) -> None:
 def cmd_follow(args) -> int:
     from .follow import run_follow
     return run_follow(args, _filter(args), _mode(args))
+
+
+def cmd_teach(args) -> int:
+    from .teach import run_teach
+    tui = not args.text and sys.stdout.isatty() and sys.stdin.isatty()
+    return run_teach(args, "tui" if tui else "text")
 
 
 def cmd_doctor(args) -> int:

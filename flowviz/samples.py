@@ -302,6 +302,15 @@ def container_mode() -> list[list[Sighting]]:
             [Sighting(lo, "tx", sa), Sighting(lo, "rx", sa)]]
 
 
+def none_mode() -> list[list[Sighting]]:
+    """--net=none: the container has only lo; what it sends to itself is all there is."""
+    lo = Dev("isolated", "lo", kind="loopback", mode="none")
+    syn = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 46000, 80, ip_id=0x4601, seq=500)
+    sa = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 80, 46000, flags="SA", seq=600, ack=501)
+    return [[Sighting(lo, "tx", syn), Sighting(lo, "rx", syn)],
+            [Sighting(lo, "tx", sa), Sighting(lo, "rx", sa)]]
+
+
 SCENARIOS = {
     "swarm-ingress": swarm_ingress,
     "bridge": bridge_mode,
@@ -309,6 +318,7 @@ SCENARIOS = {
     "macvlan": macvlan_mode,
     "host-mode": host_mode,
     "container-mode": container_mode,
+    "none-mode": none_mode,
 }
 
 

@@ -47,13 +47,14 @@ from pathlib import Path  # noqa: E402
 #: one inside a function). Lower layers never learn about higher ones: topology reads the lab's
 #: state file as data, render writes recordings with pcapfile's comment codec, and so on.
 LAYERS = [
-    {"errors", "paths", "reference", "sanitize", "model"},
+    {"errors", "paths", "reference", "sanitize", "model", "lessons"},
     {"annotations", "netns", "decode", "pcapfile", "pcapexpr", "filter"},
     {"correlate", "samples"},
     {"topology", "render", "pipeline"},
-    {"sources", "explain"},
+    {"sources", "explain", "lesson"},
     {"lab", "tui"},
     {"follow"},
+    {"teach"},
     {"cli"},
     {"__main__", "flowviz"},   # the entry points: `python -m flowviz`, the package itself
 ]
