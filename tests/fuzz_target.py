@@ -1,6 +1,6 @@
 """The fuzz target: one capture's bytes through everything a capture reaches — the reader, the
-decoder, the correlator, the text and JSON outputs, the explanations, a recording of it, and a
-tcpdump expression (libpcap, through ctypes) on every frame.
+decoder, the correlator, the text and JSON outputs, the explanations, the byte diagrams, the SVG
+picture, a recording of it, and a tcpdump expression (libpcap, through ctypes) on every frame.
 
 The only way out is :class:`~flowviz.errors.BadCapture` (a one-line error for the user); any other
 exception is a bug. Text output must hold no raw control character. Used by tests/unit/test_fuzz.py
@@ -14,6 +14,7 @@ import io
 import os
 import re
 import tempfile
+import xml.etree.ElementTree as ET
 
 from flowviz.correlate import Correlator
 from flowviz.decode import decode
@@ -21,8 +22,10 @@ from flowviz.errors import BadCapture
 from flowviz.explain import explain
 from flowviz.pcapexpr import Expression
 from flowviz.pipeline import Pipeline
+from flowviz.render.bytemap import diagram
 from flowviz.render.jsonl import JsonLinesWriter
 from flowviz.render.pcapng import PcapngRecorder
+from flowviz.render.svg import journeys_svg
 from flowviz.render.text import TextWriter
 from flowviz.sanitize import safe
 from flowviz.sources.replay import ReplaySource
@@ -89,10 +92,18 @@ def run(data: bytes) -> None:
 
 
 class _Explained:
-    """A sink: every hop's explanation, made safe as the TUI's explain panel makes it."""
+    """A sink: every hop's explanation, made safe as the TUI's explain panel makes it, and its byte
+    diagram; and the first journeys as SVG, which must stay well-formed XML."""
 
     def __init__(self):
         self.text = ""
+        self.drawn = 0
 
     def journey(self, j) -> None:
         self.text += "\n".join(safe(line) for hop in j.hops for line in explain(hop, j))
+        self.text += "\n".join(line for i in range(len(j.hops)) for line in diagram(j, i, 60))
+        if self.drawn < 3 and j.hops:
+            self.drawn += 1
+            svg = journeys_svg([j])
+            ET.fromstring(svg)
+            assert not RAW_CONTROL.search(svg.replace("\n", "")), repr(RAW_CONTROL.search(svg))
