@@ -33,11 +33,13 @@ def request_journeys(js):
 
 @pytest.fixture(scope="module")
 def followed(swarm_lab, tmp_path_factory):
-    rec = str(tmp_path_factory.mktemp("rec") / "follow.pcapng")
-    with following("--dport", "20229", "--json", "--write", rec) as f:
+    d = tmp_path_factory.mktemp("rec")
+    rec, svg = str(d / "follow.pcapng"), d / "follow.svg"
+    with following("--dport", "20229", "--json", "--write", rec, "--svg", str(svg)) as f:
         assert one_request(SWARM, "tcp", timeout=3) is not None
         time.sleep(1.5)   # past the correlation window
     assert f.returncode == 0, f.stderr
+    f.svg = svg
     return f, rec
 
 
@@ -67,6 +69,18 @@ def test_the_request_journey_through_the_reference_path(followed):
     assert any(c["kind"] == "bridge" and c.get("via") == "br0" for h in hops for c in h["changes"])
     replies = [j for j in js if j["reply_to"] == syn["packet"]]
     assert replies and replies[0]["path"][-1] == "client/eth0"
+
+
+def test_follow_svg_draws_the_first_request_and_its_reply(followed):
+    import xml.etree.ElementTree as ET
+    f, _ = followed
+    root = ET.fromstring(f.svg.read_text())
+    words = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "ingress_sbox" in words and "1-mp3mrjuxu0" in words and "underlay" in words
+    first = min(f.journeys(), key=lambda j: j["start_ns"])
+    assert any(w.startswith(f"packet {first['packet']} (request)") for w in words)
+    assert any(w.startswith(f"packet ") and f"(reply to packet {first['packet']})" in w for w in words)
+    assert any("encap vni 4096" in w for w in words) and any("mark 0x0→0x11e" in w for w in words)
 
 
 def test_json_fields_are_the_replay_fields(followed, swarm_pcap):
