@@ -105,7 +105,7 @@ class LiveLab:
             pipeline = Pipeline(source, Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo), [sink])
             t = threading.Thread(target=pipeline.run, name="flowviz-teach", daemon=True)
             t.start()
-            one_request(TARGETS[part.scenario], part.proto, timeout=1.5, size=part.size)
+            one_request(TARGETS[part.scenario], part.proto, timeout=3.0, size=part.size)
             time.sleep(LIVE_WAIT_S)
             pipeline.stop()
             t.join(timeout=5)

@@ -32,7 +32,7 @@ def follow_one(proto: str = "tcp", size=None) -> list[dict]:
     their hops."""
     from flowviz.lab.traffic import one_request
     with following("--host", CLIENT, "--json") as f:
-        one_request(SWARM, proto, timeout=1.5, size=size)
+        one_request(SWARM, proto, timeout=3.0, size=size)
         time.sleep(1.0)   # past the correlation window
     assert f.returncode == 0, f.stderr
     js = f.journeys()
