@@ -81,7 +81,7 @@ class Lesson:
 def bundled() -> list[str]:
     """The names of the lessons that come with flowviz, in their teaching order."""
     names = [p.name[:-5] for p in resources.files("flowviz.lessons").iterdir() if p.name.endswith(".toml")]
-    order = ("bridge", "overlay", "ingress", "modes")
+    order = ("bridge", "overlay", "ingress", "modes", "break")
     return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
 
 

@@ -2,8 +2,9 @@
 
 Live, each part builds (or reuses) its lab scenario, makes its fault if it has one, follows one real
 request with the tracer and puts the fault right again. Where live tracing cannot run (no root, no bcc, a
-kernel that refuses the tracer) or with ``--capture``, the parts read their bundled captures instead,
-and the lesson says so; a part that needs the live lab (a fault) is then skipped, saying why. The lab is
+kernel that refuses the tracer) or with ``--capture``, the parts read their bundled captures instead
+(for a fault, a recording of it: scripts/record-faults), and the lesson says so; a part without a
+capture is then skipped, saying why. The lab is
 taken down at the end if teach built it.
 
 The walk is shown in the TUI (flowviz.tui.teach) on a terminal, or printed as text with the answers
@@ -156,7 +157,7 @@ def prepare(lesson: Lesson, *, want: str = "auto") -> Session:
         if why is None:
             return Session(lesson, walks, "the live lab")
     for part in lesson.parts:
-        if part.capture is None or part.fault:
+        if part.capture is None:
             walks.append(Walk(part, note="this part needs the live lab (sudo flowviz teach, on a machine where "
                                          "flowviz follow works)"))
         else:

@@ -32,8 +32,8 @@ text = "never on this path"
 '''
 
 
-def test_the_bundled_lessons_are_the_four_the_issue_asks_for():
-    assert bundled() == ["bridge", "overlay", "ingress", "modes"]
+def test_the_bundled_lessons_are_the_four_the_issue_asks_for_and_break():
+    assert bundled() == ["bridge", "overlay", "ingress", "modes", "break"]
     for name in bundled():
         lesson = load(name)
         assert lesson.parts and all(p.steps for p in lesson.parts)
@@ -84,8 +84,17 @@ def test_teach_text_from_the_captures_is_a_handout():
     out = r.stdout
     assert "from the bundled captures (asked for with --capture)" in out
     assert "2) dnat   <- the journey" in out and "1500 − 50 = 1450" in out
-    assert "(skipped: this part needs the live lab" in out            # the snat fault part
-    assert out.count("? ") == sum(1 for p in load("ingress").parts[:2] for s in p.steps if s.ask)
+    assert "skipped" not in out and "1) client" in out               # the snat fault part: its recording
+    assert out.count("? ") == sum(1 for p in load("ingress").parts for s in p.steps if s.ask)
+
+
+def test_a_part_without_a_capture_is_skipped_on_the_captures_saying_why(tmp_path):
+    path = tmp_path / "live-only.toml"
+    path.write_bytes(MINIMAL.replace(b'capture = "swarm-ingress.pcapng"\n', b'fault = "mark"\n'))
+    session = prepare(load(str(path)), want="capture")
+    assert session.walks[0].journey is None and "needs the live lab" in session.walks[0].note
+    r = flowviz("teach", str(path), "--capture", "--text")
+    assert r.returncode == 0 and "(skipped: this part needs the live lab" in r.stdout
 
 
 def test_place_keeps_the_steps_in_path_order():
