@@ -75,6 +75,8 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text", action="store_true", help="a text timeline per journey")
     p.add_argument("--svg", metavar="OUT.svg",
                    help="also draw the first journey (and its reply) as SVG for slides; never overwrites a file")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="the same picture as a self-contained page where the arrow keys step the packet along")
 
 
 def _docker_host(text: str) -> str:
@@ -254,24 +256,19 @@ def cmd_replay(args) -> int:
     if args.files.count(STDIN) > 1:
         raise BadInput("standard input (-) can be read only once")
     mode = _mode(args, keys_from_tty=from_stdin)
-    svg = None
-    if args.svg:   # made first: a bad path fails before anything is read
-        from .render.svg import SvgWriter
-        svg = SvgWriter(args.svg)
+    from .follow import close_pictures, pictures
+    sinks = pictures(args)   # made first: a bad path fails before anything is read
     try:
         stdin = _stdin_for_data() if from_stdin and mode == "tui" else None
         source = ReplaySource(args.files, stdin=stdin)
         correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open)
-        sinks = [svg] if svg is not None else []
         if mode == "tui":
             from .tui import run_app
             run_app(source, correlator, flt, follow_latest=False, sinks=sinks)
         else:
             _print_plain(source, correlator, mode, sinks)
     finally:
-        if svg is not None:
-            from .follow import close_svg
-            close_svg(svg)
+        close_pictures(sinks)
     return _report_problems(source)
 
 

@@ -29,16 +29,13 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     if args.write:   # made first: a bad path fails before anything is attached
         from .render.pcapng import PcapngRecorder
         recorder = PcapngRecorder(args.write)
-    svg = None
-    if args.svg:
-        from .render.svg import SvgWriter
-        try:
-            svg = SvgWriter(args.svg)
-        except BaseException:
-            if recorder is not None:
-                recorder.discard()
-            raise
-    sinks = [s for s in (recorder, svg) if s is not None]
+    try:
+        drawn = pictures(args)
+    except BaseException:
+        if recorder is not None:
+            recorder.discard()
+        raise
+    sinks = ([recorder] if recorder is not None else []) + drawn
     source = topo = None
     try:
         source = LiveSource(flt, netns=args.netns)
@@ -66,15 +63,30 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
                     print(f"flowviz: nothing was followed, so {safe(recorder.path)} was not written", file=sys.stderr)
             else:
                 recorder.close()
-        if svg is not None:
-            close_svg(svg)
+        close_pictures(drawn)
 
 
-def close_svg(svg) -> None:
-    """Write the picture; say so when there was no journey to draw (and no file is left)."""
-    svg.close()
-    if not svg.written and sys.exc_info()[0] is None:
-        print(f"flowviz: no journey to draw, so {safe(svg.path)} was not written", file=sys.stderr)
+def pictures(args) -> list:
+    """The --svg and --html writers asked for (each file made now, so a bad path fails first)."""
+    from .render.svg import SvgWriter
+    out = []
+    try:
+        for path, html in ((args.svg, False), (args.html, True)):
+            if path:
+                out.append(SvgWriter(path, html=html))
+    except BaseException:
+        for w in out:
+            w.discard()
+        raise
+    return out
+
+
+def close_pictures(writers) -> None:
+    """Write the pictures; say so when there was no journey to draw (and no file is left)."""
+    for w in writers:
+        w.close()
+        if not w.written and sys.exc_info()[0] is None:
+            print(f"flowviz: no journey to draw, so {safe(w.path)} was not written", file=sys.stderr)
 
 
 def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, duration) -> int:

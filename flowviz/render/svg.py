@@ -51,6 +51,11 @@ def _fit(text: str, chars: int) -> str:
 
 def journeys_svg(journeys: Iterable[Journey]) -> str:
     """The journeys (a request, and the reply to it when there is one) as one SVG document."""
+    return drawing_of(journeys, [])[0].as_svg()
+
+
+def drawing_of(journeys: Iterable[Journey], points: list) -> tuple:
+    """The drawsvg Drawing of the journeys; ``points`` gets each sighting's centre and caption, in order."""
     import drawsvg as dw
 
     journeys = [j for j in journeys if j.hops]
@@ -92,15 +97,15 @@ def journeys_svg(journeys: Iterable[Journey]) -> str:
 
     y = top + HEAD_H
     for j in journeys:
-        y = _journey(d, dw, j, x_of, y, notes_x, arrow)
-    return d.as_svg()
+        y = _journey(d, dw, j, x_of, y, notes_x, arrow, points)
+    return d, points
 
 
 def _tunnel_rows(j: Journey) -> list[int]:
     return [i for i, h in enumerate(j.hops) if h.frame.vxlan is not None]
 
 
-def _journey(d, dw, j: Journey, x_of: dict, y: float, notes_x: float, arrow) -> float:
+def _journey(d, dw, j: Journey, x_of: dict, y: float, notes_x: float, arrow, points: list) -> float:
     """Draw one journey from row ``y``; the ``y`` after it."""
     title = f"packet {j.id} ({role_text(j)}): {safe(packet_label(j))}, {len(j.hops)} hops"
     d.append(dw.Text(title, 13, MARGIN + 4, y + ROW_H * 0.65, font_weight="bold"))
@@ -124,6 +129,9 @@ def _journey(d, dw, j: Journey, x_of: dict, y: float, notes_x: float, arrow) -> 
                 ex = cx - (LANE_W / 2 - 10 if cx > px else -(LANE_W / 2 - 10))
                 d.append(dw.Line(sx, py, ex, cy, stroke="#333333", stroke_width=1.4, marker_end=arrow))
         _device(d, dw, h, cx, cy, wrapped)
+        points.append({"x": round(cx, 1), "y": round(cy, 1), "wrapped": wrapped,
+                       "caption": f"packet {j.id}, hop {h.seq}: {safe(h.place)} {h.event.dir or '?'} · "
+                                  + _note_line(j, i).split("  ", 1)[1]})
         _notes(d, dw, j, i, notes_x, cy)
         prev = (cx, cy)
     return y + len(j.hops) * ROW_H
@@ -201,11 +209,13 @@ def save_svg(journeys: list[Journey], stem: str, directory: str = ".") -> str:
 
 
 class SvgWriter:
-    """A sink: keeps the journeys, and at close writes the first request (with its reply) as SVG."""
+    """A sink: keeps the journeys, and at close writes the first request (with its reply) as SVG, or
+    (``html``) as a page where the packet steps along the picture."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, html: bool = False):
         self.path = path
-        self._out = new_file(path, "--svg", "pictures")   # made first: a bad path fails before anything runs
+        self.html = html
+        self._out = new_file(path, "--html" if html else "--svg", "pictures")   # first: a bad path fails early
         self.journeys: list[Journey] = []
         self.written = False
 
@@ -218,8 +228,18 @@ class SvgWriter:
             return
         picked = journey_with_reply(self.journeys)
         if picked:
-            self._out.write(journeys_svg(picked).encode())
+            if self.html:
+                from .html import journeys_html
+                self._out.write(journeys_html(picked).encode())
+            else:
+                self._out.write(journeys_svg(picked).encode())
             self.written = True
         self._out.close()
         if not self.written:   # nothing to draw: no empty file left behind
+            os.unlink(self.path)
+
+    def discard(self) -> None:
+        """Remove the file this writer created (only ever one it made itself: O_EXCL)."""
+        if not self._out.closed:
+            self._out.close()
             os.unlink(self.path)
