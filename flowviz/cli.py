@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     _docker_args(t)
     t.set_defaults(func=cmd_topo)
 
+    _teach_parser(sub)
+    _lab_parser(sub)
+    return p
+
+
+def _teach_parser(sub) -> None:
     te = sub.add_parser("teach", help="guided lessons on overlay networking, on the live lab or the bundled captures")
     te.add_argument("lesson", nargs="?", metavar="LESSON",
                     help="a lesson's name (without one: the list) or a lesson file (.toml)")
@@ -145,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--text", action="store_true", help="print the lesson with its answers (a handout)")
     te.set_defaults(func=cmd_teach)
 
+
+def _lab_parser(sub) -> None:
     lab = sub.add_parser("lab", help="build the reference topologies from network namespaces (root)")
     lsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
     lsub.required = True
@@ -175,7 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
     fx = lsub.add_parser("fix", help="undo a fault exactly (all: every one)")
     fx.add_argument("what", choices=(*FAULTS, "all"), metavar="WHAT")
     fx.set_defaults(func=cmd_lab_fix)
-    return p
 
 
 # --- commands ------------------------------------------------------------------
