@@ -293,22 +293,23 @@ def host_mode() -> list[list[Sighting]]:
             [Sighting(eth0, "tx", sa), Sighting(client, "rx", sa)]]
 
 
-def container_mode() -> list[list[Sighting]]:
-    """--net=container:web: the sidecar shares web's namespace and reaches it over lo."""
-    lo = Dev("web", "lo", kind="loopback", mode="bridge, shared with sidecar (container:web)")
-    syn = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 45000, 80, ip_id=0x4501, seq=300)
-    sa = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 80, 45000, flags="SA", seq=400, ack=301)
+def _over_lo(netns: str, mode: str, sport: int, ip_id: int, seq: int) -> list[list[Sighting]]:
+    """A SYN to 127.0.0.1:80 and its SYN-ACK, each sent and received by the namespace's lo."""
+    lo = Dev(netns, "lo", kind="loopback", mode=mode)
+    syn = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", sport, 80, ip_id=ip_id, seq=seq)
+    sa = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 80, sport, flags="SA", seq=seq + 100, ack=seq + 1)
     return [[Sighting(lo, "tx", syn), Sighting(lo, "rx", syn)],
             [Sighting(lo, "tx", sa), Sighting(lo, "rx", sa)]]
+
+
+def container_mode() -> list[list[Sighting]]:
+    """--net=container:web: the sidecar shares web's namespace and reaches it over lo."""
+    return _over_lo("web", "bridge, shared with sidecar (container:web)", 45000, 0x4501, 300)
 
 
 def none_mode() -> list[list[Sighting]]:
     """--net=none: the container has only lo; what it sends to itself is all there is."""
-    lo = Dev("isolated", "lo", kind="loopback", mode="none")
-    syn = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 46000, 80, ip_id=0x4601, seq=500)
-    sa = tcp_frame(MAC["lo"], MAC["lo"], "127.0.0.1", "127.0.0.1", 80, 46000, flags="SA", seq=600, ack=501)
-    return [[Sighting(lo, "tx", syn), Sighting(lo, "rx", syn)],
-            [Sighting(lo, "tx", sa), Sighting(lo, "rx", sa)]]
+    return _over_lo("isolated", "none", 46000, 0x4601, 500)
 
 
 SCENARIOS = {

@@ -14,6 +14,7 @@ from flowviz.lab.state import LabState
 from flowviz.lesson import bundled, load
 from flowviz.teach import prepare
 from flowviz.tui.teach import TeachApp
+from uitools import right_choice, walk_lesson
 
 pytestmark = pytest.mark.privileged
 
@@ -28,21 +29,9 @@ def no_lab(root_unchanged):
     assert fv_programs() == [], "a tracer stayed loaded"
 
 
-def right_choice(q) -> int:
-    return next(k for k, c in enumerate(q.choices, 1) if q.right(c))
-
-
 async def answer_all(app) -> tuple[int, int]:
     async with app.run_test(size=(160, 48)) as pilot:
-        for _ in range(400):
-            if app.done:
-                break
-            q = app.question
-            if q is not None and (app.walk_i, app.stop_i) not in app.answers:
-                await pilot.press(str(right_choice(q)))
-            await pilot.press("space")
-            await pilot.pause()
-        assert app.done
+        await walk_lesson(app, pilot, right_choice)
         return app.score
 
 

@@ -8,29 +8,9 @@ import pytest
 from flowviz.lesson import bundled, load
 from flowviz.teach import prepare
 from flowviz.tui.teach import TeachApp
+from uitools import right_choice, walk_lesson, wrong_choice
 
 pytestmark = pytest.mark.asyncio
-
-
-async def walk_through(app, pilot, pick) -> None:
-    """Continue to the end, answering every question with ``pick(question)`` (a 1-based choice)."""
-    for _ in range(400):
-        if app.done:
-            return
-        q = app.question
-        if q is not None and (app.walk_i, app.stop_i) not in app.answers:
-            await pilot.press(str(pick(q)))
-        await pilot.press("space")
-        await pilot.pause()
-    raise AssertionError("the lesson never ended")
-
-
-def right_choice(q) -> int:
-    return next(k for k, c in enumerate(q.choices, 1) if q.right(c))
-
-
-def wrong_choice(q) -> int:
-    return next(k for k, c in enumerate(q.choices, 1) if not q.right(c))
 
 
 @pytest.mark.parametrize("name", bundled())
@@ -38,7 +18,7 @@ async def test_every_lesson_runs_end_to_end_on_the_captures(name):
     session = prepare(load(name), want="capture")
     app = TeachApp(session, step_s=0.01)
     async with app.run_test(size=(160, 48)) as pilot:
-        await walk_through(app, pilot, right_choice)
+        await walk_lesson(app, pilot, right_choice)
         right, asked = app.score
         assert asked == right == sum(1 for w in session.walks for s in w.stops if s.question)
         assert asked >= 2
@@ -83,5 +63,5 @@ async def test_the_encap_stop_draws_the_bytes_and_the_fault_part_reads_its_recor
             await pilot.pause()
         detail = str(app.query_one("#detail").render())
         assert "1500 − 50 = 1450" in detail and "VXLAN adds 50 bytes" in detail
-        await walk_through(app, pilot, wrong_choice)
+        await walk_lesson(app, pilot, wrong_choice)
         assert app.score[0] == 0

@@ -13,3 +13,24 @@ async def loaded(pilot, timeout: float = 10.0) -> None:
         if waited > timeout:
             raise AssertionError("the replay never finished loading")
     await pilot.pause(0.1)
+
+
+async def walk_lesson(app, pilot, pick, *, limit: int = 400) -> None:
+    """Continue a TeachApp to its end, answering each question with ``pick(question)`` (1-based)."""
+    for _ in range(limit):
+        if app.done:
+            return
+        q = app.question
+        if q is not None and (app.walk_i, app.stop_i) not in app.answers:
+            await pilot.press(str(pick(q)))
+        await pilot.press("space")
+        await pilot.pause()
+    raise AssertionError("the lesson never ended")
+
+
+def right_choice(q) -> int:
+    return next(k for k, c in enumerate(q.choices, 1) if q.right(c))
+
+
+def wrong_choice(q) -> int:
+    return next(k for k, c in enumerate(q.choices, 1) if not q.right(c))
