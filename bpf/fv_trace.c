@@ -3,7 +3,12 @@
  * Hooks (stable tracepoints, present on every 4.x+ kernel, cheaper than
  * kprobes): net:netif_receive_skb (rx), net:net_dev_start_xmit (tx),
  * net:netif_rx (rx, queued), skb:kfree_skb (drop + reason), skb:consume_skb
- * (end of life). Built by bcc with no kernel headers: struct fields are read
+ * (end of life). Each has two entry points: fv_X for the perf tracepoint (the
+ * kernel first copies the event's fields into a record; the skb address is
+ * read at its tracefs offset) and fv_X_raw for the raw tracepoint, which gets
+ * the tracepoint's arguments as they are (skb is args[0], kfree_skb's reason
+ * args[2]) and skips that copy. live.py attaches the raw ones where the kernel
+ * takes them, else the perf ones. Built by bcc with no kernel headers: struct fields are read
  * at byte offsets from the running kernel's BTF and tracepoint fields at the
  * offsets tracefs publishes, all passed in as -D macros by
  * flowviz/sources/live.py (FV_SKB_*, FV_DEV_*, FV_NET_*, FV_TP_*).
@@ -378,4 +383,32 @@ int fv_drop(void *ctx)
 int fv_free(void *ctx)
 {
     return fv_sighting(*(void **)(ctx + FV_TP_FREE_SKB), FV_HOOK_FREE, 0);
+}
+
+/* Raw tracepoints: ctx is the tracepoint's arguments, a u64 each (struct bpf_raw_tracepoint_args). */
+#define FV_ARG(ctx, n) (((__u64 *)(ctx))[n])
+
+int fv_rx_raw(void *ctx)
+{
+    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_RX, 0);
+}
+
+int fv_tx_raw(void *ctx)
+{
+    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_TX, 0);
+}
+
+int fv_rx_enq_raw(void *ctx)
+{
+    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_RX_ENQUEUE, 0);
+}
+
+int fv_drop_raw(void *ctx)
+{
+    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_DROP, (__u32)FV_ARG(ctx, 2));   /* (skb, location, reason) */
+}
+
+int fv_free_raw(void *ctx)
+{
+    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_FREE, 0);
 }

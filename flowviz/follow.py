@@ -96,7 +96,8 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
     out = JsonLinesWriter(sys.stdout) if mode == "json" else TextWriter(sys.stdout)
     for note in source.notices:
         print(f"flowviz: {note}", file=sys.stderr)
-    print(f"flowviz: following {source.filter.describe()} on {', '.join(source.attached)} (^C to stop)",
+    print(f"flowviz: following {source.filter.describe()} on {source.tracepoints} tracepoints "
+          f"{', '.join(source.attached)} (^C to stop)",
           file=sys.stderr, flush=True)
     lost_seen = 0
 

@@ -53,15 +53,21 @@ def throughput(seconds: float) -> float:
     return got / elapsed
 
 
-def start_follow(*args: str) -> subprocess.Popen:
+ATTACH_S: dict[str, list[float]] = {}   #: tracepoint kind → seconds from start to "following"
+
+
+def start_follow(*args: str, tracepoints: str = "auto") -> subprocess.Popen:
+    t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "flowviz", "follow", "--json", *args],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env={**os.environ, "FLOWVIZ_TRACEPOINTS": tracepoints})
     err = b""
     while b"following" not in err:
         line = p.stderr.readline()
         if not line:
             raise SystemExit(f"flowviz follow did not start: {err.decode()}")
         err += line
+    ATTACH_S.setdefault(tracepoints, []).append(time.perf_counter() - t0)
     return p
 
 
@@ -71,14 +77,16 @@ def stop_follow(p: subprocess.Popen) -> None:
 
 
 def bench_throughput(rounds: int, seconds: float) -> None:
-    modes = [("detached", None), ("attached, filter matches nothing (--dport 9)", ("--dport", "9")),
-             ("attached, expression matches nothing ('tcp port 9 or udp port 9')",
-              ("tcp", "port", "9", "or", "udp", "port", "9")),
-             ("attached, following every packet", ())]
-    results: dict[str, list[float]] = {m: [] for m, _ in modes}
+    modes = [("detached", None, "")]
+    for tp in ("perf", "raw"):   # each attached mode on both kinds of tracepoint
+        modes += [(f"{tp}: filter matches nothing (--dport 9)", ("--dport", "9"), tp),
+                  (f"{tp}: expression matches nothing ('tcp port 9 or udp port 9')",
+                   ("tcp", "port", "9", "or", "udp", "port", "9"), tp),
+                  (f"{tp}: following every packet", (), tp)]
+    results: dict[str, list[float]] = {m: [] for m, _, _ in modes}
     for _ in range(rounds):
-        for name, args in modes:
-            p = start_follow(*args) if args is not None else None
+        for name, args, tp in modes:
+            p = start_follow(*args, tracepoints=tp) if args is not None else None
             try:
                 results[name].append(throughput(seconds))
             finally:
@@ -86,9 +94,12 @@ def bench_throughput(rounds: int, seconds: float) -> None:
                     stop_follow(p)
     base = statistics.median(results["detached"])
     print(f"TCP throughput through the full swarm ingress path ({rounds} rounds of {seconds:g} s, median):")
-    for name, _ in modes:
+    for name, _, _ in modes:
         med = statistics.median(results[name])
         print(f"  {name:68} {med * 8 / 1e9:7.2f} Gbit/s   ratio {med / base:5.2f}")
+    for tp, times in sorted(ATTACH_S.items()):
+        print(f"  attach to ready ({tp} tracepoints, {len(times)} starts): median {statistics.median(times):.2f} s, "
+              f"max {max(times):.2f} s")
 
 
 SENDER = """

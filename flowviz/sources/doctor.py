@@ -79,7 +79,7 @@ def checks() -> list[Check]:
     from .hooks import detect
     statuses = detect(root)   # once: it reads all of kallsyms
     if priv and bcc_ok and btf and root:
-        out.append(_compile_check(root, [st for st in statuses if st.available]))
+        out += _compile_check(root, [st for st in statuses if st.available])
     out += [_hook_check(st) for st in statuses]
     ipvs = ipvs_available()
     out.append(Check("IPVS", ipvs, "present" if ipvs else
@@ -91,8 +91,9 @@ def checks() -> list[Check]:
     return out
 
 
-def _compile_check(root: str, usable: list) -> Check:
-    """Compile and load the real tracer (no attach): the shim + BTF path works on this kernel."""
+def _compile_check(root: str, usable: list) -> list[Check]:
+    """Compile and load the real tracer: the shim + BTF path works on this kernel; and whether the
+    kernel takes its raw tracepoints (one attached for a moment), or follow will use perf ones."""
     from ..filter import FlowFilter
     from . import hooks
     from .live import CapturedStderr, build_cflags, program_text
@@ -108,12 +109,29 @@ def _compile_check(root: str, usable: list) -> Check:
             for st in usable:
                 for p in st.group.probes:
                     b.load_func(p.program, BPF.KPROBE)
+        raw = _raw_check(b)
         b.cleanup()
         extra = f", with the {', '.join(st.group.name for st in usable)} hooks" if usable else ""
-        return Check("tracer compiles and loads", True, f"bcc + shim headers + BTF offsets, no kernel headers{extra}")
+        return [Check("tracer compiles and loads", True,
+                      f"bcc + shim headers + BTF offsets, no kernel headers{extra}"), raw]
     except Exception as e:   # the compiler or the verifier said no: show what it said
-        return Check("tracer compiles and loads", False, err.first_error() or str(e) or repr(e),
-                     "report this with `flowviz follow --ebpf` output")
+        return [Check("tracer compiles and loads", False, err.first_error() or str(e) or repr(e),
+                      "report this with `flowviz follow --ebpf` output")]
+
+
+def _raw_check(b) -> Check:
+    """Which tracepoints follow attaches: raw ones where the kernel takes them (one is tried here)."""
+    from .live import TRACEPOINTS
+    try:
+        for _cat, event, prog, _ in TRACEPOINTS:
+            b.load_func(f"{prog}_raw", b.RAW_TRACEPOINT)
+        b.attach_raw_tracepoint(tp="netif_rx", fn_name="fv_rx_enq_raw")
+        b.detach_raw_tracepoint(tp="netif_rx")
+        return Check("tracepoints", True, "raw (follow reads the tracepoints' arguments; the kernel copies no "
+                     "event record)", required=False)
+    except Exception as e:   # the kernel or the verifier refused the raw programs
+        return Check("tracepoints", False, f"raw ones refused ({e}): follow uses perf tracepoints",
+                     "a kernel with BPF_RAW_TRACEPOINT (4.17+)", required=False)
 
 
 def run_doctor() -> int:

@@ -187,6 +187,7 @@ class LiveSource:
         self.filter = flt
         self.bpf = None
         self.attached: list[str] = []
+        self.tracepoints = ""            #: "raw" or "perf": how the tracepoints are attached
         self.hooks_attached: list[str] = []
         self.notices: list[str] = []
         self.delivered = 0
@@ -210,15 +211,40 @@ class LiveSource:
             said = err.first_error() or str(e)
             raise MissingFeature(f"the tracer did not compile or load: {said} (see: flowviz follow --ebpf)") from None
         try:
-            for cat, event, prog, _ in TRACEPOINTS:
-                self.bpf.attach_tracepoint(tp=f"{cat}:{event}", fn_name=prog)
-                self.attached.append(f"{cat}:{event}")
+            self.tracepoints = self._attach_tracepoints()
             self.bpf["fv_events"].open_ring_buffer(self._on_event)
-        except Exception as e:
+        except BaseException:
             self.close()
-            raise MissingFeature(f"could not attach {cat}:{event}: {e}") from None
+            raise
         self.hooks_attached, problems = hooks.attach(self.bpf, self.hooks)
         self.notices.append(hook_notice(self.hooks, self.hooks_attached, problems))
+
+    def _attach_tracepoints(self) -> str:
+        """Raw tracepoints where the kernel takes them, else perf tracepoints: "raw" or "perf".
+        FLOWVIZ_TRACEPOINTS=raw or =perf asks for one (the tests run both)."""
+        want = os.environ.get("FLOWVIZ_TRACEPOINTS", "auto")
+        if want not in ("auto", "raw", "perf"):
+            raise MissingFeature(f"FLOWVIZ_TRACEPOINTS={want}: give raw or perf")
+        if want != "perf":
+            try:
+                for cat, event, prog, _ in TRACEPOINTS:
+                    self.bpf.attach_raw_tracepoint(tp=event, fn_name=f"{prog}_raw")
+                    self.attached.append(f"{cat}:{event}")
+                return "raw"
+            except Exception as e:   # bcc raises plain Exception: the kernel or the verifier said no
+                for name in self.attached:
+                    self.bpf.detach_raw_tracepoint(tp=name.split(":")[1])
+                self.attached = []
+                if want == "raw":
+                    raise MissingFeature(f"raw tracepoints refused here ({e}): FLOWVIZ_TRACEPOINTS=perf") from None
+                self.notices.append(f"raw tracepoints refused ({e}): perf tracepoints instead")
+        for cat, event, prog, _ in TRACEPOINTS:
+            try:
+                self.bpf.attach_tracepoint(tp=f"{cat}:{event}", fn_name=prog)
+            except Exception as e:
+                raise MissingFeature(f"could not attach {cat}:{event}: {e}") from None
+            self.attached.append(f"{cat}:{event}")
+        return "perf"
 
     # the one place a kernel record becomes the model
     def convert(self, raw: bytes) -> HopEvent:
@@ -277,8 +303,8 @@ class LiveSource:
         if now - t0 >= 1.0:
             self._rate = (self.delivered - n0) / (now - t0)
             self._rate_mark = (now, self.delivered)
-        return SourceStatus("live", f"{len(self.attached)} tracepoints", events=self.delivered, lost=self.lost,
-                            rate=self._rate, notes=tuple(self.notices))
+        return SourceStatus("live", f"{len(self.attached)} {self.tracepoints} tracepoints", events=self.delivered,
+                            lost=self.lost, rate=self._rate, notes=tuple(self.notices))
 
     def stop(self) -> None:
         self._stopped = True

@@ -195,6 +195,31 @@ def test_packets_with_data_stay_one_journey_through_nat(swarm_lab):
         assert j["hops"] in (17, 18), j   # 18: a drop at the end (e.g. QUEUE_PURGE when a socket closes)
 
 
+@pytest.mark.parametrize("kind", ["raw", "perf"])
+def test_raw_and_perf_tracepoints_see_the_same_journey(swarm_lab, kind, monkeypatch):
+    """Both ways of attaching (FLOWVIZ_TRACEPOINTS forces one; follow prefers raw): the reference
+    request's hops, and a drop with the kernel's reason (kfree_skb's reason is args[2] when raw)."""
+    monkeypatch.setenv("FLOWVIZ_TRACEPOINTS", kind)
+    with following("--dport", "20229", "--json") as f:
+        assert one_request(SWARM, "tcp", timeout=3) is not None
+        time.sleep(1.5)
+    assert f"on {kind} tracepoints" in f.stderr
+    syn = min(request_journeys(f.journeys()), key=lambda j: j["start_ns"])
+    places = [(h["netns"], h["ifname"], h["dir"]) for h in f.hops(syn["packet"])]
+    assert places[0] == ("client", "eth0", "tx") and places[-1][0].startswith("node2:my_kafka1")
+    assert ("node1:ingress_sbox", "eth0", "tx") in places and ("node1", "eth0", "tx") in places
+    flowviz("lab", "break", "forward", check=True)
+    try:
+        with following("--host", "192.168.21.11", "--json") as f:
+            one_request(SWARM, "tcp", timeout=1)
+            time.sleep(1.0)
+    finally:
+        flowviz("lab", "fix", "forward", check=True)
+    drops = [h for h in f.objects() if h["type"] == "hop" and h["dir"] == "drop"]
+    assert drops and {c.get("reason") for h in drops for c in h["changes"] if c["kind"] == "drop"} == \
+        {"NETFILTER_DROP"}
+
+
 def test_an_unreadable_tracefs_is_not_called_unmounted():
     """As a user, a tracefs mounted for root only is named as such, in doctor and in follow --ebpf."""
     from flowviz.sources.kernel import tracefs_mounted
