@@ -68,12 +68,13 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
 
 def pictures(args) -> list:
     """The --svg and --html writers asked for (each file made now, so a bad path fails first)."""
-    from .render.svg import SvgWriter
+    from .render.html import journeys_html
+    from .render.svg import SvgWriter, journeys_svg
     out = []
     try:
-        for path, html in ((args.svg, False), (args.html, True)):
+        for path, render, option in ((args.svg, journeys_svg, "--svg"), (args.html, journeys_html, "--html")):
             if path:
-                out.append(SvgWriter(path, html=html))
+                out.append(SvgWriter(path, render=render, option=option))
     except BaseException:
         for w in out:
             w.discard()

@@ -210,12 +210,12 @@ def save_svg(journeys: list[Journey], stem: str, directory: str = ".") -> str:
 
 class SvgWriter:
     """A sink: keeps the journeys, and at close writes the first request (with its reply) as SVG, or
-    (``html``) as a page where the packet steps along the picture."""
+    with another ``render`` (render/html.py's page, where the packet steps along the picture)."""
 
-    def __init__(self, path: str, *, html: bool = False):
+    def __init__(self, path: str, *, render=None, option: str = "--svg"):
         self.path = path
-        self.html = html
-        self._out = new_file(path, "--html" if html else "--svg", "pictures")   # first: a bad path fails early
+        self.render = render or journeys_svg
+        self._out = new_file(path, option, "pictures")   # made first: a bad path fails before anything runs
         self.journeys: list[Journey] = []
         self.written = False
 
@@ -228,11 +228,7 @@ class SvgWriter:
             return
         picked = journey_with_reply(self.journeys)
         if picked:
-            if self.html:
-                from .html import journeys_html
-                self._out.write(journeys_html(picked).encode())
-            else:
-                self._out.write(journeys_svg(picked).encode())
+            self._out.write(self.render(picked).encode())
             self.written = True
         self._out.close()
         if not self.written:   # nothing to draw: no empty file left behind
