@@ -16,6 +16,8 @@
 #define FV_HOOK_DROP 4          /* tracepoint skb:kfree_skb, with the drop reason */
 #define FV_HOOK_FREE 5          /* tracepoint skb:consume_skb: end of life, not a drop */
 
+#define FV_EV_GAP 1
+
 struct fv_event {
     __u64 ts_ns;                /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
     __u64 skb;                  /* sk_buff address: the packet's identity while it lives */
@@ -29,7 +31,8 @@ struct fv_event {
     __u8 hook;                  /* FV_HOOK_* */
     __u8 l2;                    /* 1: data[] starts with an Ethernet header, 0: with the IP header */
     __u8 nnotes;                /* struct fv_note records after this one (struct fv_event_noted) */
-    __u8 pad[3];
+    __u8 flags;                 /* FV_EV_GAP: a sighting of this skb since its last event was lost */
+    __u8 pad[2];
     char ifname[16];            /* skb->dev->name */
     __u8 data[FV_SNAP];
 };

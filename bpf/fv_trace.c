@@ -39,7 +39,10 @@ BPF_RINGBUF_OUTPUT(fv_events, FV_RINGBUF_PAGES);
 
 /* skbs being followed. Added when a sighting of an untracked skb matches the
  * filter; removed when the skb is dropped (kfree_skb) or consumed
- * (consume_skb); an LRU in case such an end is never seen. */
+ * (consume_skb); an LRU in case such an end is never seen. The value is 1,
+ * or FV_TRK_GAP too while a sighting of it could not be handed over (the ring
+ * buffer was full): its next event says so (FV_EV_GAP). */
+#define FV_TRK_GAP 2
 BPF_TABLE("lru_hash", __u64, __u8, fv_tracked, 65536);
 
 struct fv_flow {
@@ -334,7 +337,9 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
 {
     __u64 key = (__u64)skb;
     __u8 one = 1;
-    int tracked = fv_tracked.lookup(&key) != 0;
+    __u8 *t = fv_tracked.lookup(&key);
+    int tracked = t != 0;
+    __u8 gap = t ? (*t & FV_TRK_GAP) : 0;
     int ending = hook == FV_HOOK_DROP || hook == FV_HOOK_FREE;
     if (ending && !tracked)
         return 0;               /* only followed packets report their end */
@@ -344,8 +349,8 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         return 0;
     if (ending)
         fv_tracked.delete(&key);
-    else if (!tracked)
-        fv_tracked.update(&key, &one);
+    else if (!tracked || gap)
+        fv_tracked.update(&key, &one);   /* tracked, and this event will report the gap */
 
     struct fv_event *e = fv_reserve(key, hook);
     if (!e) {
@@ -353,9 +358,14 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         __u64 *lost = fv_lost.lookup(&zero);
         if (lost)
             (*lost)++;
+        if (!ending) {
+            __u8 lost_one = 1 | FV_TRK_GAP;
+            fv_tracked.update(&key, &lost_one);
+        }
         return 0;
     }
     fv_fill(e, key, hook, reason, &s);
+    e->flags = gap ? FV_EV_GAP : 0;
     fv_events.ringbuf_submit(e, 0);
     return 0;
 }
@@ -386,29 +396,29 @@ int fv_free(void *ctx)
 }
 
 /* Raw tracepoints: ctx is the tracepoint's arguments, a u64 each (struct bpf_raw_tracepoint_args). */
-#define FV_ARG(ctx, n) (((__u64 *)(ctx))[n])
+#define FV_RAW_ARG(ctx, n) (((__u64 *)(ctx))[n])
 
 int fv_rx_raw(void *ctx)
 {
-    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_RX, 0);
+    return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_RX, 0);
 }
 
 int fv_tx_raw(void *ctx)
 {
-    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_TX, 0);
+    return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_TX, 0);
 }
 
 int fv_rx_enq_raw(void *ctx)
 {
-    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_RX_ENQUEUE, 0);
+    return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_RX_ENQUEUE, 0);
 }
 
 int fv_drop_raw(void *ctx)
 {
-    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_DROP, (__u32)FV_ARG(ctx, 2));   /* (skb, location, reason) */
+    return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_DROP, (__u32)FV_RAW_ARG(ctx, 2));   /* (skb, location, reason) */
 }
 
 int fv_free_raw(void *ctx)
 {
-    return fv_sighting((void *)FV_ARG(ctx, 0), FV_HOOK_FREE, 0);
+    return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_FREE, 0);
 }

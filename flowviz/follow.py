@@ -106,11 +106,12 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
         nonlocal lost_seen
         lost = source.lost
         if lost > lost_seen:
-            print(f"flowviz: {lost - lost_seen} sightings lost (ring buffer full): journeys may miss hops",
-                  file=sys.stderr)
+            print(f"flowviz: {lost - lost_seen} sightings lost (ring buffer full): the journeys that may miss "
+                  "them are marked incomplete", file=sys.stderr)
             lost_seen = lost
 
-    sinks = [out, *extra_sinks]
+    tally = Tally()
+    sinks = [out, tally, *extra_sinks]
     pipeline = Pipeline(source, correlator, sinks, count=count, duration=duration, tick=report_lost,
                         tick_s=LOST_REPORT_EVERY_S)
     try:
@@ -118,8 +119,24 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
             pipeline.run(after_batch=sys.stdout.flush)   # shown as they finish (stdout may be a pipe)
     finally:
         source.close()
+        if mode == "json":   # the last line: what the whole follow saw and lost
+            out.out.write(f'{{"type": "summary", "journeys": {tally.journeys}, "incomplete": {tally.incomplete}, '
+                          f'"lost": {source.lost}}}\n')
         out.close()
+    if tally.incomplete:
+        print(f"flowviz: {tally.incomplete} of {tally.journeys} journeys are marked incomplete", file=sys.stderr)
     return _report_lost(source)
+
+
+class Tally:
+    """A sink: how many journeys, and how many of them incomplete."""
+
+    def __init__(self):
+        self.journeys = self.incomplete = 0
+
+    def journey(self, j) -> None:
+        self.journeys += 1
+        self.incomplete += j.incomplete
 
 
 @contextmanager

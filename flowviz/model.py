@@ -40,6 +40,7 @@ RX = "rx"      #: the device received it
 TX = "tx"      #: the device is sending it
 DROP = "drop"  #: the kernel freed it as a drop (skb:kfree_skb), with a reason
 FREE = "free"  #: end of life without a drop (skb:consume_skb); not a hop
+LOST = "lost"  #: not a sighting: the kernel could not hand some over (ring buffer full) just now
 
 #: what can see a packet: the live tracer's tracepoints, or a capture. A recording's hook= that
 #: names anything else is not believed (``UNKNOWN_HOOK``).
@@ -73,6 +74,7 @@ class HopEvent(NamedTuple):
     comment: Optional[str] = None   #: free text carried along (pcapng comment)
     mode: Optional[str] = None      #: how the namespace is networked: "bridge", "host", "container:web", ...
     notes: tuple = ()               #: typed annotations from optional kernel hooks (flowviz.annotations)
+    gap: bool = False               #: a sighting of this packet before this one was lost (ring buffer full)
 
     @property
     def place(self) -> str:
@@ -372,6 +374,7 @@ class Journey:
     direction: str = ORIG           #: ORIG or REPLY within the connection
     reply_to: Optional[int] = None  #: id of the request journey this one answers
     evicted: bool = False           #: finished early to bound memory: later sightings of it start anew
+    incomplete: bool = False        #: sightings of it were (or may have been) lost: the path has holes
 
     @property
     def path(self) -> list[str]:

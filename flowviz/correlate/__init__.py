@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Optional
 
 from ..decode import decode
 from ..filter import FlowFilter
-from ..model import FREE, LINKTYPE_ETHERNET, REPLY, HopEvent, Journey
+from ..model import FREE, LINKTYPE_ETHERNET, LOST, REPLY, HopEvent, Journey
 from .conns import Connections, request_of
 from .identity import flow_tuple, identity
 from .journeys import DEFAULT_MAX_HELD, DEFAULT_MAX_OPEN, Open, OpenJourneys
@@ -48,7 +48,10 @@ class Correlator:
         """Take one sighting; return the journeys that finished because time moved on."""
         self.events += 1
         if ev.dir == FREE:
-            self.journeys.skb_ended(ev.skb)
+            self.journeys.skb_ended(ev.skb, ev.gap)
+            return self._expire(ev.ts_ns)
+        if ev.dir == LOST:
+            self.journeys.lost_now()
             return self._expire(ev.ts_ns)
         ev, owner = self.journeys.owner(ev)
         frame, key, flow = self._recognize(ev.data, ev.linktype)
@@ -115,4 +118,4 @@ class Correlator:
             return None
         path = hops(j.events, j.frames, self.topology, j.ended)
         reply_to = request_of(j.conn, j.id, j.first_ts, path[0].frame) if j.direction == REPLY else None
-        return Journey(j.id, path, j.conn.id, j.direction, reply_to, evicted)
+        return Journey(j.id, path, j.conn.id, j.direction, reply_to, evicted, j.incomplete)

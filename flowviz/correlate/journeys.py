@@ -21,7 +21,7 @@ class Open:
     """A journey still collecting hops."""
 
     __slots__ = ("id", "events", "frames", "last_ts", "conn", "direction", "ended", "first_ts", "seen", "keys",
-                 "held")
+                 "held", "gap", "suspect", "end_seen")
 
     def __init__(self, jid: int, conn: Conn, direction: str, ts: int):
         self.id = jid
@@ -35,7 +35,14 @@ class Open:
         self.seen: dict = {}  # (netns, ifname, dir) → the last event there
         self.keys: set = set()  # identities it is indexed under
         self.held = 0           # what its sightings cost in memory, roughly (see HOP_COST)
+        self.gap = False        # the kernel said a sighting of it was lost
+        self.suspect = False    # sightings were lost somewhere while it was open
+        self.end_seen = False   # its skb's end of life (drop or free) arrived
 
+    @property
+    def incomplete(self) -> bool:
+        """Holes in its path: one reported, or losses while it was open and no end arrived after them."""
+        return self.gap or (self.suspect and not self.end_seen)
 
 DEFAULT_MAX_OPEN = 20_000   # open journeys kept at once; ~1 kB each
 DEFAULT_MAX_HELD = 64 << 20  # bytes all open journeys may hold: their packets' bytes, plus HOP_COST a sighting
@@ -62,10 +69,20 @@ class OpenJourneys:
     def __len__(self) -> int:
         return len(self._open)
 
-    def skb_ended(self, skb: Optional[int]) -> None:
-        """The skb's life ended: its address may now hold another packet."""
+    def skb_ended(self, skb: Optional[int], gap: bool = False) -> None:
+        """The skb's life ended: its address may now hold another packet. ``gap``: the kernel could not
+        hand over a sighting of it since the last one that arrived."""
         if skb is not None:
-            self._by_skb.pop(skb, None)
+            j = self._by_skb.pop(skb, None)
+            if j is not None:
+                j.end_seen = True
+                j.gap = j.gap or gap
+
+    def lost_now(self) -> None:
+        """Sightings were lost just now: any open journey whose end has not arrived may miss one."""
+        for j in self._open.values():
+            if not j.end_seen:
+                j.suspect = True
 
     def owner(self, ev: HopEvent) -> tuple[HopEvent, Optional[Open]]:
         """The journey that owns this sighting's skb, if any (and the sighting, placed)."""
@@ -128,6 +145,9 @@ class OpenJourneys:
                 self._by_skb[ev.skb] = j
         if ev.dir == DROP:
             j.ended = True
+            j.end_seen = True
+        if ev.gap:
+            j.gap = True
 
     def idle(self, limit: int) -> list[Open]:
         """Take out the journeys with no sighting since before ``limit`` (stream time)."""

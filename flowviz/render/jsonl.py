@@ -54,6 +54,7 @@ def journey_object(j: Journey, changes: Optional[list] = None) -> dict:
         "summary": j.summary(),
         "start_ns": j.start_ns,
         "duration_ns": j.hops[-1].dt_ns if j.hops else 0,
+        **({"incomplete": True} if j.incomplete else {}),   # only then: every other journey reads as before
     }
 
 

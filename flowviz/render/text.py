@@ -31,6 +31,8 @@ def journey_lines(j: Journey) -> list[str]:
 
     dur = j.hops[-1].dt_ns / 1000 if j.hops else 0
     cut = "; evicted early: too many open journeys, later sightings start anew" if j.evicted else ""
+    if j.incomplete:
+        cut += "; INCOMPLETE: sightings of it were lost (ring buffer full), its path has holes"
     head = f"packet {j.id}  {packet_label(j)}  ({role_text(j)}; {len(j.hops)} hops, {dur:.1f} µs{cut})"
     out = [head, fmt(COLUMNS)]
     indent = " " * (2 + widths[0] + 2)

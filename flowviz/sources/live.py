@@ -17,16 +17,17 @@ import struct
 import time
 from typing import Iterator, Optional
 
-from ..errors import FlowvizError, MissingFeature, NeedRoot
+from ..errors import BadInput, FlowvizError, MissingFeature, NeedRoot
 from ..filter import FlowFilter
-from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, RX, TX, HopEvent
+from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, LOST, RX, TX, HopEvent
 from . import SourceStatus, hooks
 from .kernel import bpf_dir, has_privileges, release, tracefs, use_shim_headers
 
 #: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
-FV_EVENT = struct.Struct("<QQ6IHBBB3s16s128s")
+FV_EVENT = struct.Struct("<QQ6IHBBBB2s16s128s")
 FV_EVENT_FIELDS = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
-                   "nnotes", "pad", "ifname", "data")
+                   "nnotes", "flags", "pad", "ifname", "data")
+FV_EV_GAP = 1
 
 #: hook number → (tracepoint name shown to people, direction)
 HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
@@ -40,7 +41,7 @@ TRACEPOINTS = (
     ("skb", "kfree_skb", "fv_drop", "FV_TP_DROP_SKB"),
     ("skb", "consume_skb", "fv_free", "FV_TP_FREE_SKB"),
 )
-RINGBUF_PAGES = 1024          # 4 MiB: ~21,000 events of slack before loss
+RINGBUF_PAGES = 1024          # 4 MiB: ~21,000 events of slack before loss (FLOWVIZ_RINGBUF_PAGES: a power of 2)
 
 
 # --- what the machine offers ---------------------------------------------------------
@@ -124,6 +125,18 @@ def filter_cflags(flt: FlowFilter, netns_inode: Optional[int]) -> list[str]:
     return out
 
 
+def ringbuf_pages() -> int:
+    """The ring buffer's size in pages: RINGBUF_PAGES, or FLOWVIZ_RINGBUF_PAGES (a power of 2; the
+    tests make it small to see what happens when it is full)."""
+    text = os.environ.get("FLOWVIZ_RINGBUF_PAGES")
+    if text is None:
+        return RINGBUF_PAGES
+    n = int(text) if text.isdigit() else 0
+    if n < 1 or n > 1 << 16 or n & (n - 1):
+        raise BadInput(f"FLOWVIZ_RINGBUF_PAGES={text}: give a power of 2 from 1 to 65536")
+    return n
+
+
 def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list[str]:
     from .btf import kernel_offsets
     cf = [f"-DFV_{k}={v}" for k, v in kernel_offsets().items()]
@@ -133,7 +146,7 @@ def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list
         if event == "kfree_skb":
             cf.append(f"-DFV_TP_DROP_REASON={field_offset(fmt, 'reason')}")
     nums = release()
-    cf += [f"-DFV_RINGBUF_PAGES={RINGBUF_PAGES}", f"-DPAGE_SIZE={os.sysconf('SC_PAGE_SIZE')}",
+    cf += [f"-DFV_RINGBUF_PAGES={ringbuf_pages()}", f"-DPAGE_SIZE={os.sysconf('SC_PAGE_SIZE')}",
            f"-DFV_LINUX_VERSION_CODE={(nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)}",
            f"-I{bpf_dir()}"]
     return cf + filter_cflags(flt, netns_inode)
@@ -248,7 +261,7 @@ class LiveSource:
 
     # the one place a kernel record becomes the model
     def convert(self, raw: bytes) -> HopEvent:
-        (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, _pad, ifname,
+        (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, flags, _pad, ifname,
          data) = FV_EVENT.unpack_from(raw)
         hook_name, direction = HOOKS.get(hook, ("?", None))
         return HopEvent(
@@ -268,13 +281,17 @@ class LiveSource:
             cpu=cpu,
             mode=self.names.mode(netns) if netns else None,
             notes=hooks.convert_notes(raw, FV_EVENT.size, nnotes) if nnotes else (),
+            gap=bool(flags & FV_EV_GAP),
         )
 
     def _on_event(self, _ctx, data, size) -> None:
         self._pending.append(self.convert(ctypes.string_at(data, size)))
 
     def events(self) -> Iterator[Optional[HopEvent]]:
+        """Sightings as they arrive; after any that the kernel could not hand over (the lost count
+        grew), a LOST marker, so that journeys open then are known to possibly miss one."""
         poll = self.bpf.ring_buffer_poll
+        lost_seen = self.lost
         while not self._stopped:
             poll(100)
             if self._pending:
@@ -283,6 +300,10 @@ class LiveSource:
                 yield from batch
             else:
                 yield None
+            lost = self.lost
+            if lost > lost_seen:
+                lost_seen = lost
+                yield HopEvent(time.time_ns(), "", LOST, b"")
 
     def now_ns(self) -> int:
         return time.time_ns()

@@ -202,7 +202,8 @@ class ReplaySource:
         # positionally, in HopEvent's field order: keywords cost a third of building it
         return HopEvent(rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
                         meta.get("netns_id"), ifindex, _hook(meta.get("hook", "capture")), meta.get("skb"),
-                        meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes)
+                        meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes,
+                        meta.get("gap") == "1")
 
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:
         try:

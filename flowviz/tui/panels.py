@@ -205,7 +205,8 @@ class JourneyList(DataTable):
         for j in journeys:
             role = Text(f"↩ {j.reply_to}", style="cyan") if j.reply_to is not None else \
                 Text("reply" if j.direction == "reply" else "req", style="bold")
-            self.add_row(Text(str(j.id)), role, Text(safe(packet_label(j))), Text(str(len(j.hops))), key=str(j.id))
+            hops = Text(f"{len(j.hops)}!", style="bold red") if j.incomplete else Text(str(len(j.hops)))
+            self.add_row(Text(str(j.id)), role, Text(safe(packet_label(j))), hops, key=str(j.id))
 
 
 def status_text(st: Optional[SourceStatus], *, filter_text: str, playing: bool, speed: float,

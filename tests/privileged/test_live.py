@@ -79,7 +79,7 @@ def test_follow_svg_draws_the_first_request_and_its_reply(followed):
     assert "ingress_sbox" in words and "1-mp3mrjuxu0" in words and "underlay" in words
     first = min(f.journeys(), key=lambda j: j["start_ns"])
     assert any(w.startswith(f"packet {first['packet']} (request)") for w in words)
-    assert any(w.startswith(f"packet ") and f"(reply to packet {first['packet']})" in w for w in words)
+    assert any(w.startswith("packet ") and f"(reply to packet {first['packet']})" in w for w in words)
     assert any("encap vni 4096" in w for w in words) and any("mark 0x0→0x11e" in w for w in words)
 
 
@@ -125,7 +125,8 @@ def test_traffic_that_does_not_match_produces_nothing(swarm_lab, tmp_path):
         for _ in range(3):
             assert one_request(SWARM, "tcp", timeout=3) is not None
         time.sleep(1.0)
-    assert f.returncode == 0 and f.stdout == ""
+    assert f.returncode == 0   # JSON: nothing but the summary at the end
+    assert f.objects() == [{"type": "summary", "journeys": 0, "incomplete": 0, "lost": 0}]
     # and no header-only recording is left behind
     assert not rec.exists() and f"nothing was followed, so {rec} was not written" in f.stderr
 
@@ -218,6 +219,36 @@ def test_raw_and_perf_tracepoints_see_the_same_journey(swarm_lab, kind, monkeypa
     drops = [h for h in f.objects() if h["type"] == "hop" and h["dir"] == "drop"]
     assert drops and {c.get("reason") for h in drops for c in h["changes"] if c["kind"] == "drop"} == \
         {"NETFILTER_DROP"}
+
+
+def test_a_full_ring_buffer_marks_the_journeys_that_lost_sightings(swarm_lab, monkeypatch):
+    """Stop the follower while requests go through a 16 KiB ring buffer: sightings are lost. Every
+    journey reported is then either whole (the reference path end to end) or marked incomplete, and
+    the summary counts them."""
+    monkeypatch.setenv("FLOWVIZ_RINGBUF_PAGES", "4")
+    with following("--dport", "20229", "--json") as f:
+        assert one_request(SWARM, "tcp", timeout=3) is not None
+        time.sleep(0.3)
+        os.kill(f.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(8):
+                one_request(SWARM, "tcp", timeout=2, seq=i)
+        finally:
+            os.kill(f.proc.pid, signal.SIGCONT)
+        for i in range(3):
+            assert one_request(SWARM, "tcp", timeout=3, seq=100 + i) is not None
+        time.sleep(1.5)
+    assert f.returncode == 0, f.stderr
+    summary = [o for o in f.objects() if o["type"] == "summary"]
+    assert len(summary) == 1 and summary[0]["lost"] > 0
+    js = f.journeys()
+    ends = {"client/eth0", "node2:my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b/eth0"}
+    marked = [j for j in js if j.get("incomplete")]
+    for j in js:
+        if not j.get("incomplete"):
+            assert j["path"][0] in ends and j["path"][-1] in ends and j["hops"] in (17, 18), j
+    assert marked and summary[0]["incomplete"] == len(marked) and summary[0]["journeys"] == len(js)
+    assert "marked incomplete" in f.stderr
 
 
 def test_an_unreadable_tracefs_is_not_called_unmounted():

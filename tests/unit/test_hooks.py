@@ -97,11 +97,11 @@ def test_an_event_with_notes_carries_them(tmp_path):
         def mode(self, inode):
             return None
     src.names = Names()
-    base = FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0x11E, 0, 0, 0, 2, 1, 1, b"", b"eth0", b"")
+    base = FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0x11E, 0, 0, 0, 2, 1, 1, 0, b"", b"eth0", b"")
     note = _raw(hooks.NOTE_IPVS, num=286, addrs=_v4("1.1.1.1", "0.0.0.0", "10.255.0.33"), names=b"rr")
     ev = src.convert(base + note)
     assert ev.notes and ev.notes[0].real == "10.255.0.33"
-    assert src.convert(FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0, 0, 0, 0, 2, 1, 0, b"", b"eth0", b"")).notes == ()
+    assert src.convert(FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0, 0, 0, 0, 2, 1, 0, 0, b"", b"eth0", b"")).notes == ()
 
 
 def test_kallsyms_functions_include_module_symbols(tmp_path):

@@ -1,0 +1,67 @@
+"""Journeys that lost sightings in the ring buffer say so (#12): the kernel flags the next event of
+an skb whose sighting it could not hand over, and the live source reports losses as they happen, so a
+journey open then whose end never arrived is marked too; never a shorter path shown as whole."""
+
+from __future__ import annotations
+
+from flowviz.correlate import Correlator
+from flowviz.model import FREE, LOST, HopEvent
+from flowviz.render.jsonl import journey_object
+from flowviz.render.pcapng import PcapngRecorder
+from flowviz.render.text import journey_lines
+from flowviz.sources.replay import ReplaySource
+from test_correlate import SYN, T0, ev
+
+PATH = ["c1/eth0", "host/vethA", "host/vethB", "c2/eth0"]
+
+
+def sightings(skb=0x10, gap_at=None):
+    out = []
+    for i, place in enumerate(PATH):
+        out.append(ev(i, place, "rx" if i % 2 else "tx", SYN, skb=skb, gap=(i == gap_at)))
+    return out
+
+
+def free(i, skb=0x10, gap=False):
+    return HopEvent(T0 + i * 1000, "", FREE, b"", skb=skb, gap=gap)
+
+
+def lost(i):
+    return HopEvent(T0 + i * 1000, "", LOST, b"")
+
+
+def one(events):
+    js = list(Correlator().run(events))
+    assert len(js) == 1
+    return js[0]
+
+
+def test_a_whole_journey_is_complete():
+    j = one(sightings() + [free(9)])
+    assert not j.incomplete and "incomplete" not in journey_object(j)
+
+
+def test_a_hole_the_kernel_reported_marks_it():
+    evs = sightings(gap_at=2)
+    del evs[1]   # what was lost before the flagged sighting
+    j = one(evs + [free(9)])
+    assert j.incomplete and journey_object(j)["incomplete"] is True
+    assert "INCOMPLETE" in journey_lines(j)[0]
+
+
+def test_losses_while_open_mark_it_unless_its_end_came_after():
+    evs = sightings()
+    assert one(evs[:3] + [lost(5)]).incomplete                     # its tail may be what was lost
+    assert not one(evs + [lost(5), free(9)]).incomplete            # the end came, with no gap: whole
+    assert one(evs + [lost(5), free(9, gap=True)]).incomplete      # the end says a sighting went missing
+    assert not one([lost(0)] + evs + [free(9)]).incomplete         # losses before it do not touch it
+
+
+def test_a_recording_keeps_the_mark(tmp_path):
+    j = one(sightings()[:3] + [lost(5)])
+    rec = PcapngRecorder(str(tmp_path / "r.pcapng"))
+    rec.journey(j)
+    rec.close()
+    src = ReplaySource([rec.path])
+    again = list(Correlator(topology=src.topology).run(src.events()))
+    assert len(again) == 1 and again[0].incomplete
