@@ -79,9 +79,10 @@ class LiveLab:
         from .lab.faults import break_fault, fix_fault
         from .lab.state import LabState
         if part.scenario not in LabState.load().scenarios:
-            if up(part.scenario, quiet=True) != 0:
+            answered = up(part.scenario, quiet=True) == 0
+            self.built = True   # (up takes down what it half built when it fails)
+            if not answered:
                 raise FlowvizError(f"the lab's {part.scenario} scenario was built but does not answer")
-            self.built = True
         if part.fault:
             break_fault(part.fault, quiet=True)
         try:
