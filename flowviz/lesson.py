@@ -23,7 +23,7 @@ from .errors import BadInput
 from .filter import FlowFilter
 from .model import ChangeKind, Hop, Journey
 from .reference import SCENARIOS
-from .render.changes import change_text
+from .render.changes import changes_text
 from .sanitize import safe
 
 #: what a learner can be asked to predict from a stop
@@ -199,6 +199,11 @@ def _ns_is(netns: Optional[str], want: str) -> bool:
     return ns == want or ns.split(":")[-1] == want or ns.split(":")[-1].startswith(want + ".")
 
 
+def at_text(at: dict) -> str:
+    """A step's selector for people: ``netns=ingress_sbox dir=rx``."""
+    return " ".join(f"{k}={v}" for k, v in at.items())
+
+
 def matches(hop: Hop, at: dict, index: int, last: int) -> bool:
     for key, want in at.items():
         ev = hop.event
@@ -237,8 +242,7 @@ class Stop:
 
 
 def _hop_words(h: Hop) -> str:
-    what = ", ".join(change_text(c) for c in h.changes) or "no change"
-    return f"hop {h.seq} ({safe(h.place)} {h.event.dir or '?'}): {safe(what)}"
+    return f"hop {h.seq} ({safe(h.place)} {h.event.dir or '?'}): {safe(changes_text(h, 'no change'))}"
 
 
 def _question(step: Step, j: Journey, i: int) -> Optional[Question]:

@@ -16,3 +16,8 @@ def safe(text: Optional[str]) -> str:
     if text is None:
         return "-"
     return text.translate(_CONTROL)
+
+
+def safe_lines(text: str) -> str:
+    """Several lines of it (a lesson's text): each made safe, the line breaks kept."""
+    return "\n".join(safe(line) for line in text.splitlines())

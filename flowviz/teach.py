@@ -23,10 +23,10 @@ from typing import Optional
 
 from .correlate import Correlator
 from .errors import FlowvizError
-from .lesson import Lesson, Part, Step, Stop, load, pick, place
+from .lesson import Lesson, Part, Step, Stop, at_text, load, pick, place
 from .model import Journey
 from .pipeline import collect
-from .sanitize import safe
+from .sanitize import safe, safe_lines
 
 LIVE_WAIT_S = 1.2   #: after the request: long enough for its journeys to finish (the live window is 0.5 s)
 
@@ -179,13 +179,13 @@ def _walk(part: Part, journeys: list[Journey]) -> Walk:
 def print_text(s: Session, out=sys.stdout) -> None:
     from .explain import explain
     from .render.bytemap import diagram
-    from .render.changes import change_text
+    from .render.changes import changes_text
     w = out.write
     w(f"{safe(s.lesson.title)}\n{'=' * len(s.lesson.title)}\n{safe(s.lesson.summary)}\nfrom {safe(s.source)}\n")
     for n, walk in enumerate(s.walks, start=1):
         w(f"\n{n}. {safe(walk.part.title)}\n")
         if walk.part.intro:
-            w("\n" + "".join(f"{safe(line)}\n" for line in walk.part.intro.splitlines()))
+            w(f"\n{safe_lines(walk.part.intro)}\n")
         if walk.journey is None:
             w(f"\n(skipped: {safe(walk.note)})\n")
             continue
@@ -193,10 +193,8 @@ def print_text(s: Session, out=sys.stdout) -> None:
         w(f"\npacket: {safe(j.summary())}, {len(j.hops)} hops: " + " → ".join(safe(p) for p in _places(j)) + "\n")
         for stop in walk.stops:
             h = j.hops[stop.hop]
-            changes = ", ".join(change_text(c) for c in h.changes) or "first sighting"
-            w(f"\n  hop {h.seq}  {safe(h.place)} {h.event.dir or '?'}  [{safe(changes)}]\n")
-            for line in stop.step.text.splitlines():
-                w(f"  {safe(line)}\n")
+            w(f"\n  hop {h.seq}  {safe(h.place)} {h.event.dir or '?'}  [{safe(changes_text(h, 'first sighting'))}]\n")
+            w("".join(f"  {line}\n" for line in safe_lines(stop.step.text).splitlines()))
             for para in explain(h, j)[:1]:
                 w(f"  ({safe(para)})\n")
             if stop.step.show == "bytes":
@@ -208,7 +206,7 @@ def print_text(s: Session, out=sys.stdout) -> None:
                     w(f"    {k}) {safe(c)}{'   <- the journey' if q.right(c) else ''}\n")
                 w(f"    what happened: {safe(q.truth)}\n")
         for step in walk.missed:
-            w(f"\n  (this packet never reached {safe(_at_text(step.at))}: its path differs from the lesson's)\n")
+            w(f"\n  (this packet never reached {safe(at_text(step.at))}: its path differs from the lesson's)\n")
 
 
 def _places(j: Journey) -> list[str]:
@@ -218,10 +216,6 @@ def _places(j: Journey) -> list[str]:
         if not out or out[-1] != ns:
             out.append(ns)
     return out
-
-
-def _at_text(at: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in at.items())
 
 
 def list_lessons(out=sys.stdout) -> None:

@@ -61,6 +61,11 @@ def change_text(c: Change) -> str:
     return f"{k.value} {before_text(c)}→{after_text(c)}"
 
 
+def changes_text(hop, none: str = "") -> str:
+    """A hop's changes on one line (``none`` when it has none: its first sighting)."""
+    return ", ".join(change_text(c) for c in hop.changes) or none
+
+
 def change_json(c: Change) -> dict:
     d = {"kind": c.kind.value, "from": before_text(c), "to": after_text(c)}
     if c.vni is not None:

@@ -66,7 +66,7 @@ def drawing_of(journeys: Iterable[Journey], points: list) -> tuple:
             if ns not in lanes:
                 lanes.append(ns)
     rows = sum(len(j.hops) for j in journeys) + len(journeys)   # a title row per journey
-    note_w = 40 + CHAR_W * max(len(_note_line(j, i)) for j in journeys for i in range(len(j.hops)))
+    note_w = 40 + CHAR_W * max(4 + len(_note_text(j, i)) for j in journeys for i in range(len(j.hops)))
     width = MARGIN * 2 + len(lanes) * (LANE_W + LANE_GAP) + max(300, note_w)
     height = MARGIN * 2 + HEAD_H + rows * ROW_H + 10
     d = dw.Drawing(width, height, font_family=FONT)
@@ -131,7 +131,7 @@ def _journey(d, dw, j: Journey, x_of: dict, y: float, notes_x: float, arrow, poi
         _device(d, dw, h, cx, cy, wrapped)
         points.append({"x": round(cx, 1), "y": round(cy, 1), "wrapped": wrapped,
                        "caption": f"packet {j.id}, hop {h.seq}: {safe(h.place)} {h.event.dir or '?'} · "
-                                  + _note_line(j, i).split("  ", 1)[1]})
+                                  + _note_text(j, i)})
         _notes(d, dw, j, i, notes_x, cy)
         prev = (cx, cy)
     return y + len(j.hops) * ROW_H
@@ -164,8 +164,8 @@ def _note_parts(j: Journey, i: int) -> list[tuple[str, Optional[ChangeKind]]]:
     return out
 
 
-def _note_line(j: Journey, i: int) -> str:
-    return f"{j.hops[i].seq:>2}  " + ", ".join(text for text, _ in _note_parts(j, i))
+def _note_text(j: Journey, i: int) -> str:
+    return ", ".join(text for text, _ in _note_parts(j, i))
 
 
 def _notes(d, dw, j: Journey, i: int, x: float, cy: float) -> None:
@@ -179,17 +179,19 @@ def _notes(d, dw, j: Journey, i: int, x: float, cy: float) -> None:
     d.append(t)
 
 
-def journey_with_reply(journeys: list[Journey], which: Optional[int] = None) -> list[Journey]:
-    """The journey to draw (packet ``which``, else the first request) and the first reply to it."""
-    if not journeys:
-        return []
+def journey_with_reply(journeys: Iterable[Journey], which: Optional[int] = None) -> list[Journey]:
+    """What to draw: packet ``which`` (else the first request) with the first reply to it; or, when
+    ``which`` is a reply, the request it answers first."""
+    by_id = {j.id: j for j in journeys}
     if which is None:
-        first = next((j for j in journeys if j.reply_to is None), journeys[0])
+        first = next((j for j in by_id.values() if j.reply_to is None), next(iter(by_id.values()), None))
     else:
-        first = next((j for j in journeys if j.id == which), None)
-        if first is None:
-            return []
-    reply = next((j for j in journeys if j.reply_to == first.id), None)
+        first = by_id.get(which)
+    if first is None:
+        return []
+    if first.reply_to in by_id:
+        return [by_id[first.reply_to], first]
+    reply = next((j for j in by_id.values() if j.reply_to == first.id), None)
     return [first] + ([reply] if reply is not None else [])
 
 

@@ -6,7 +6,7 @@ from typing import TextIO
 
 from ..annotations import note_text
 from ..model import Journey
-from .changes import change_text
+from .changes import changes_text
 from . import inner_text, outer_text, packet_label, role_text, safe
 
 COLUMNS = ("seq", "Δt µs", "namespace", "device", "dir", "outer", "inner", "changes")
@@ -20,7 +20,7 @@ def journey_lines(j: Journey) -> list[str]:
             str(h.seq), f"{h.dt_ns / 1000:.1f}", safe(ev.netns) + (f" [{safe(ev.mode)}]" if ev.mode else ""),
             safe(ev.ifname), ev.dir or "?",
             outer_text(h.frame), inner_text(h.frame),
-            safe(", ".join(change_text(c) for c in h.changes)),
+            safe(changes_text(h)),
         ))
     widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) for i in range(len(COLUMNS))]
     right = {0, 1}

@@ -259,13 +259,10 @@ class FlowvizApp(App):
         if self.current is None:
             return
         from ..errors import BadInput
-        from ..render.svg import save_svg
+        from ..render.svg import journey_with_reply, save_svg
         j = self.current
-        pair = [j] + [r for r in self.journeys.values() if r.reply_to == j.id][:1]
-        if j.reply_to is not None and j.reply_to in self.journeys:
-            pair = [self.journeys[j.reply_to], j]
         try:
-            path = save_svg(pair, f"flowviz-packet-{j.id}")
+            path = save_svg(journey_with_reply(self.journeys.values(), j.id), f"flowviz-packet-{j.id}")
         except BadInput as e:
             self.notify(str(e), severity="error")
             return

@@ -17,8 +17,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
 from ..explain import explain
-from ..render.changes import change_text
-from ..sanitize import safe
+from ..lesson import at_text
+from ..render.changes import changes_text
+from ..sanitize import safe, safe_lines
 from .panels import PacketDetail
 from .pathmap import PathMap
 
@@ -136,9 +137,8 @@ class TeachApp(App):
             return out
         stop, j = self.stop, walk.journey
         h = j.hops[stop.hop]
-        changes = ", ".join(change_text(c) for c in h.changes) or "first sighting"
         out.append(f"hop {h.seq}  {safe(h.place)} {h.event.dir or '?'}\n", style="bold cyan")
-        out.append(f"{safe(changes)}\n\n", style="cyan")
+        out.append(f"{safe(changes_text(h, 'first sighting'))}\n\n", style="cyan")
         out.append(safe_lines(stop.step.text) + "\n\n")
         for para in explain(h, j)[:1]:
             out.append(safe(para) + "\n\n", style="dim")
@@ -161,7 +161,7 @@ class TeachApp(App):
             out.append(f"What the packet did: {safe(q.truth)}\n")
         if self.stop_i == len(walk.stops) - 1:
             for step in walk.missed:
-                out.append(f"\n(This packet never reached {safe(' '.join(f'{k}={v}' for k, v in step.at.items()))}: "
+                out.append(f"\n(This packet never reached {safe(at_text(step.at))}: "
                            "its path differs from the lesson's.)\n", style="yellow")
         out.append("\nspace: continue", style="dim")
         return out
@@ -236,8 +236,3 @@ class TeachApp(App):
             self.notify(str(e), severity="error")
             return
         self.notify(f"saved {path}")
-
-
-def safe_lines(text: str) -> str:
-    """A lesson's text, control characters made visible but its own line breaks kept."""
-    return "\n".join(safe(line) for line in text.splitlines())
