@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 
 from .correlate import Correlator
+from .correlate.journeys import DEFAULT_MAX_OPEN
 from .filter import FlowFilter
 from .sanitize import safe
 
@@ -21,7 +22,7 @@ LOST_REPORT_EVERY_S = 1.0
 
 def run_follow(args, flt: FlowFilter, mode: str) -> int:
     from .sources.kernel import tracefs
-    from .sources.live import LiveSource, build_cflags, final_c
+    from .sources.live import build_cflags, final_c
     if args.ebpf:
         print(final_c(build_cflags(flt, None, tracefs()), flt))
         return 0
@@ -36,34 +37,44 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
             recorder.discard()
         raise
     sinks = ([recorder] if recorder is not None else []) + drawn
-    source = topo = None
+    attached = False
     try:
-        source = LiveSource(flt, netns=args.netns)
-        from .topology.live import LiveTopology
-        topo = LiveTopology(source.names)
-        if recorder is not None:
-            recorder.describe = topo.describe
-        correlator = Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo,
-                                max_open=args.max_open)
-        if mode == "tui":
-            from .tui import run_app
-            run_app(source, correlator, flt, sinks=sinks, count=args.count, duration=args.duration,
-                    follow_latest=True)
-            return _report_lost(source)
-        return _plain(source, correlator, mode, sinks, args.count, args.duration)
+        with live(flt, netns=args.netns, max_open=args.max_open) as (source, topo, correlator):
+            attached = True
+            if recorder is not None:
+                recorder.describe = topo.describe
+            if mode == "tui":
+                from .tui import run_app
+                run_app(source, correlator, flt, sinks=sinks, count=args.count, duration=args.duration,
+                        follow_latest=True)
+                return _report_lost(source)
+            return _plain(source, correlator, mode, sinks, args.count, args.duration)
     finally:
-        if source is not None:
-            source.close()
-        if topo is not None:
-            topo.close()
         if recorder is not None:
             if recorder.hops == 0:   # nothing recorded (also on errors): no header-only file left behind
                 recorder.discard()
-                if source is not None and sys.exc_info()[0] is None:   # an error says enough on its own
+                if attached and sys.exc_info()[0] is None:   # an error says enough on its own
                     print(f"flowviz: nothing was followed, so {safe(recorder.path)} was not written", file=sys.stderr)
             else:
                 recorder.close()
         close_pictures(drawn)
+
+
+@contextmanager
+def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN):
+    """The live source (attached), the topology naming its namespaces and a correlator for them, as
+    follow uses them; detached and closed afterwards, whatever happens."""
+    from .sources.live import LiveSource
+    from .topology.live import LiveTopology
+    source = LiveSource(flt, netns=netns)
+    topo = None
+    try:
+        topo = LiveTopology(source.names)
+        yield source, topo, Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo, max_open=max_open)
+    finally:
+        source.close()
+        if topo is not None:
+            topo.close()
 
 
 def pictures(args) -> list:
@@ -110,7 +121,7 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
                   "them are marked incomplete", file=sys.stderr)
             lost_seen = lost
 
-    tally = Tally()
+    tally = Incomplete()
     sinks = [out, tally, *extra_sinks]
     pipeline = Pipeline(source, correlator, sinks, count=count, duration=duration, tick=report_lost,
                         tick_s=LOST_REPORT_EVERY_S)
@@ -120,23 +131,22 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
     finally:
         source.close()
         if mode == "json":   # the last line: what the whole follow saw and lost
-            out.out.write(f'{{"type": "summary", "journeys": {tally.journeys}, "incomplete": {tally.incomplete}, '
+            out.out.write(f'{{"type": "summary", "journeys": {pipeline.taken}, "incomplete": {tally.count}, '
                           f'"lost": {source.lost}}}\n')
         out.close()
-    if tally.incomplete:
-        print(f"flowviz: {tally.incomplete} of {tally.journeys} journeys are marked incomplete", file=sys.stderr)
+    if tally.count:
+        print(f"flowviz: {tally.count} of {pipeline.taken} journeys are marked incomplete", file=sys.stderr)
     return _report_lost(source)
 
 
-class Tally:
-    """A sink: how many journeys, and how many of them incomplete."""
+class Incomplete:
+    """A sink: how many journeys are marked incomplete (the pipeline counts them all)."""
 
     def __init__(self):
-        self.journeys = self.incomplete = 0
+        self.count = 0
 
     def journey(self, j) -> None:
-        self.journeys += 1
-        self.incomplete += j.incomplete
+        self.count += j.incomplete
 
 
 @contextmanager

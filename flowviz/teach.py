@@ -92,30 +92,20 @@ class LiveLab:
                 fix_fault(part.fault, quiet=True)
 
     def _one_request(self, part: Part) -> list[Journey]:
-        from .follow import LIVE_WINDOW_NS
+        from .follow import live
         from .lab.scenarios import TARGETS
         from .lab.traffic import one_request
-        from .sources.live import LiveSource
-        from .topology.live import LiveTopology
-        flt = part.flow_filter()
-        source = LiveSource(flt)
-        topo = LiveTopology(source.names)
-        out: list[Journey] = []
-        try:
-            from .pipeline import Pipeline, Collected
-            sink = Collected()
-            pipeline = Pipeline(source, Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo), [sink])
+        from .pipeline import Collected, Pipeline
+        sink = Collected()
+        with live(part.flow_filter()) as (source, _topo, correlator):
+            pipeline = Pipeline(source, correlator, [sink])
             t = threading.Thread(target=pipeline.run, name="flowviz-teach", daemon=True)
             t.start()
             one_request(TARGETS[part.scenario], part.proto, timeout=3.0, size=part.size)
             time.sleep(LIVE_WAIT_S)
             pipeline.stop()
             t.join(timeout=5)
-            out = list(sink)
-        finally:
-            source.close()
-            topo.close()
-        return out
+        return list(sink)
 
     def close(self) -> None:
         if self.built and not self.was_up:
