@@ -205,6 +205,9 @@ def test_raw_and_perf_tracepoints_see_the_same_journey(swarm_lab, kind, monkeypa
         assert one_request(SWARM, "tcp", timeout=3) is not None
         time.sleep(1.5)
     assert f"on {kind} tracepoints" in f.stderr
+    if kind == "raw":   # doctor finds what follow chose
+        doc = flowviz("doctor").stdout
+        assert any(l.startswith("ok ") and " tracepoints " in l and " raw (" in l for l in doc.splitlines()), doc
     syn = min(request_journeys(f.journeys()), key=lambda j: j["start_ns"])
     places = [(h["netns"], h["ifname"], h["dir"]) for h in f.hops(syn["packet"])]
     assert places[0] == ("client", "eth0", "tx") and places[-1][0].startswith("node2:my_kafka1")

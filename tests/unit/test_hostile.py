@@ -24,6 +24,16 @@ def hostile_capture(path, linktype=LINKTYPE_ETHERNET):
                  comment=f"flowviz: dir=\x1b[31mrx\x9b hook=\x1b]0;x\x07 skb=0x1\nnote \x1b[2J")
 
 
+def hostile_picture(tmp_path, option: str) -> str:
+    """The hostile capture drawn by ``replay --svg`` or ``--html``: the file's text."""
+    cap = tmp_path / "hostile.pcapng"
+    hostile_capture(cap)
+    out = tmp_path / f"picture.{option.lstrip('-')}"
+    r = flowviz("replay", str(cap), "--text", option, str(out))
+    assert r.returncode == 0, r.stderr
+    return out.read_text()
+
+
 def test_text_and_json_carry_no_control_characters(tmp_path):
     cap = tmp_path / "hostile.pcapng"
     hostile_capture(cap)

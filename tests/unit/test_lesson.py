@@ -102,5 +102,8 @@ def test_place_keeps_the_steps_in_path_order():
     for walk in session.walks:
         hops = [s.hop for s in walk.stops]
         assert hops == sorted(hops) and not walk.missed
-    stops, missed = place(load("overlay").parts[0], session.walks[0].journey)
-    assert [s.hop for s in stops] == [s.hop for s in session.walks[0].stops]
+    j = session.walks[0].journey
+    stops, missed = place(load("overlay").parts[0], j)
+    assert [j.hops[s.hop].place for s in stops] == [
+        "node1:web.1.x8k2m4n6p8q0/eth0", "node1:1-9a8b7c6d5e/vxlan0", "node1/eth0", "node2:1-9a8b7c6d5e/vxlan0",
+        "node2:my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b/eth1"] and missed == []
