@@ -80,12 +80,12 @@ def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN):
 def pictures(args) -> list:
     """The --svg and --html writers asked for (each file made now, so a bad path fails first)."""
     from .render.html import journeys_html
-    from .render.svg import SvgWriter, journeys_svg
+    from .render.svg import PictureWriter, journeys_svg
     out = []
     try:
         for path, render, option in ((args.svg, journeys_svg, "--svg"), (args.html, journeys_html, "--html")):
             if path:
-                out.append(SvgWriter(path, render=render, option=option))
+                out.append(PictureWriter(path, render=render, option=option))
     except BaseException:
         for w in out:
             w.discard()

@@ -22,7 +22,7 @@ from typing import Optional
 from .errors import BadInput
 from .filter import FlowFilter
 from .model import ChangeKind, Hop, Journey
-from .reference import SCENARIOS
+from .reference import FAULTS, SCENARIOS
 from .render.changes import changes_text
 from .sanitize import safe
 
@@ -36,7 +36,6 @@ ASKS = {
 }
 SELECTOR_KEYS = ("hop", "netns", "device", "dir", "change")
 PACKETS = ("request", "reply")
-FAULTS = ("mtu", "fdb", "mark", "snat", "forward")   # flowviz.lab.faults.FAULTS: lesson data only names them
 CROSSINGS = (ChangeKind.VETH, ChangeKind.BRIDGE)   #: moves, not rewrites
 
 

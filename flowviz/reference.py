@@ -4,6 +4,9 @@ The lab builds these scenarios, the CLI offers them, the samples and the explana
 of them; each takes the names from here.
 """
 
+#: the faults `flowviz lab break` makes in the swarm ingress path (flowviz.lab.faults); lessons name them
+FAULTS = ("mtu", "fdb", "mark", "snat", "forward")
+
 #: the lab's scenarios, in the order the CLI lists them
 SCENARIOS = ("swarm-ingress", "bridge", "overlay", "macvlan", "host", "none", "container")
 

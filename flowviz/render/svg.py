@@ -210,7 +210,7 @@ def save_svg(journeys: list[Journey], stem: str, directory: str = ".") -> str:
     raise BadInput(f"save {stem}.svg: a thousand files of that name exist already")
 
 
-class SvgWriter:
+class PictureWriter:
     """A sink: keeps the journeys, and at close writes the first request (with its reply) as SVG, or
     with another ``render`` (render/html.py's page, where the packet steps along the picture)."""
 

@@ -39,6 +39,12 @@ def test_the_bundled_lessons_are_the_four_the_issue_asks_for_and_break():
         assert lesson.parts and all(p.steps for p in lesson.parts)
 
 
+def test_lessons_may_name_exactly_the_faults_the_lab_makes():
+    from flowviz.lab.faults import FAULTS
+    from flowviz.reference import FAULTS as NAMED
+    assert tuple(FAULTS) == NAMED
+
+
 def test_a_prediction_missing_from_the_choices_is_added_and_graded_by_the_journey(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_bytes(MINIMAL)
