@@ -108,8 +108,9 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
     out = JsonLinesWriter(sys.stdout) if mode == "json" else TextWriter(sys.stdout)
     for note in source.notices:
         print(f"flowviz: {note}", file=sys.stderr)
+    kept = " (the compiled program kept from an earlier start)" if source.compiled == "cache" else ""
     print(f"flowviz: following {source.filter.describe()} on {source.tracepoints} tracepoints "
-          f"{', '.join(source.attached)} (^C to stop)",
+          f"{', '.join(source.attached)}{kept} (^C to stop)",
           file=sys.stderr, flush=True)
     lost_seen = 0
 

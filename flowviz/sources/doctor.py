@@ -81,6 +81,10 @@ def checks() -> list[Check]:
     if priv and bcc_ok and btf and root:
         out += _compile_check(root, [st for st in statuses if st.available])
     out += [_hook_check(st) for st in statuses]
+    if priv:
+        from .bpfcache import describe
+        kept, detail, fix = describe()
+        out.append(Check("compiled-program cache", kept, detail, fix, required=False))
     ipvs = ipvs_available()
     out.append(Check("IPVS", ipvs, "present" if ipvs else
                      "absent: Docker swarm's routing mesh (published ports through ingress_sbox) cannot run "

@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 from ..errors import BadInput, FlowvizError, MissingFeature, NeedRoot
 from ..filter import FlowFilter
 from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, LOST, RX, TX, HopEvent
-from . import SourceStatus, hooks
+from . import SourceStatus, bpfcache, hooks
 from .kernel import bpf_dir, has_privileges, release, tracefs, use_shim_headers
 
 #: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
@@ -201,6 +201,7 @@ class LiveSource:
         self.bpf = None
         self.attached: list[str] = []
         self.tracepoints = ""            #: "raw" or "perf": how the tracepoints are attached
+        self.compiled = ""               #: "clang" (bcc compiled it now) or "cache" (kept from an earlier start)
         self.hooks_attached: list[str] = []
         self.notices: list[str] = []
         self.delivered = 0
@@ -214,15 +215,46 @@ class LiveSource:
         self._load()
 
     def _load(self) -> None:
-        from bcc import BPF
         use_shim_headers()
         text = program_text(self.filter)   # an expression too large for the kernel says so here, as itself
+        where = bpfcache.cache_dir()
+        key = bpfcache.cache_key(text, self.cflags, bpf_dir()) if where else ""
+        entry = bpfcache.lookup(where, key) if where else None
+        if entry is not None:
+            try:
+                self.bpf = bpfcache.CachedBPF(entry)
+                self._attach()
+                self.compiled = "cache"
+                return
+            except Exception as e:   # the kernel refused what was kept: forget it, compile as if it were not there
+                self.close()
+                self.notices.clear()
+                bpfcache.forget(where, key)
+                self.notices.append(f"the program kept in {where} was refused ({e}): compiled it again")
+        captured = self._compile(text)
+        self._attach()
+        if where and captured is not None:
+            try:
+                bpfcache.store(where, key, captured)
+            except OSError:
+                pass   # no room, or read-only: the next start compiles again
+
+    def _compile(self, text: str) -> Optional[dict]:
+        """bcc compiles and loads the program; what the cache keeps of it (None: nothing)."""
+        from bcc import BPF
         try:
             with CapturedStderr() as err:
                 self.bpf = BPF(text=text, cflags=self.cflags)
         except Exception as e:   # bcc raises plain Exception for compile and load errors
             said = err.first_error() or str(e)
             raise MissingFeature(f"the tracer did not compile or load: {said} (see: flowviz follow --ebpf)") from None
+        self.compiled = "clang"
+        try:
+            return bpfcache.capture(self.bpf)
+        except Exception:   # a bcc whose library lacks a call the cache uses: no cache, nothing else lost
+            return None
+
+    def _attach(self) -> None:
         try:
             self.tracepoints = self._attach_tracepoints()
             self.bpf["fv_events"].open_ring_buffer(self._on_event)

@@ -311,3 +311,40 @@ def test_a_bad_expression_is_refused_before_anything_is_attached():
                         (too_big, "more than the 256 flowviz puts in the kernel")):
         r = flowviz("follow", *words, "--json")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and said in r.stderr, r.stderr
+
+
+def test_the_compiled_program_is_kept_and_a_kept_one_follows_the_same(swarm_lab, tmp_path, monkeypatch):
+    """The first start compiles and keeps the program; the next loads it without clang and sees the
+    same journey; an entry the kernel refuses is forgotten, compiled again, and kept right."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FLOWVIZ_CACHE_DIR", str(cache))
+
+    def one_follow():
+        with following("--dport", "20229", "--json") as f:
+            assert one_request(SWARM, "tcp", timeout=3) is not None
+            time.sleep(1.5)
+        assert f.returncode == 0, f.stderr
+        syn = min(request_journeys(f.journeys()), key=lambda j: j["start_ns"])
+        return f, [(h["netns"].split(".")[0], h["ifname"], h["dir"], [c["kind"] for c in h["changes"]])
+                   for h in f.hops(syn["packet"])]
+
+    first, path = one_follow()
+    assert "kept from an earlier start" not in first.stderr
+    entries = list(cache.glob("*.json"))
+    assert len(entries) == 1 and stat.S_IMODE(entries[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    kept = entries[0].read_text()
+    second, path2 = one_follow()
+    assert "kept from an earlier start" in second.stderr
+    assert path2 == path and path[0][:3] == ("client", "eth0", "tx") and len(path) > 10
+
+    import base64
+    import json
+    entry = json.loads(kept)
+    exit_only = base64.b64encode(bytes([0x95, 0, 0, 0, 0, 0, 0, 0])).decode()   # r0 never set: the verifier refuses
+    entry["funcs"] = {name: exit_only for name in entry["funcs"]}
+    entries[0].write_text(json.dumps(entry))
+    third, path3 = one_follow()
+    assert "was refused" in third.stderr and "kept from an earlier start" not in third.stderr
+    assert path3 == path
+    assert json.loads(entries[0].read_text())["funcs"] == json.loads(kept)["funcs"]
