@@ -45,8 +45,9 @@ BPF_PERCPU_ARRAY(fv_scratch, struct fv_pending, 1);
 /* The next free note slot for a followed skb, or 0 (not followed, or full). */
 static __always_inline struct fv_note *fv_note_slot(__u64 key, __u8 kind)
 {
-    if (!fv_tracked.lookup(&key))
-        return 0;
+    struct fv_trk *t = fv_tracked.lookup(&key);
+    if (!t || (t->flags & FV_TRK_REFUSED))
+        return 0;   /* not followed */
     struct fv_pending *p = fv_notes.lookup(&key);
     if (!p) {
         __u32 zero = 0;
@@ -77,6 +78,7 @@ static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
     if (p && hook != FV_HOOK_FREE) {
         struct fv_event_noted *x = fv_events.ringbuf_reserve(sizeof(struct fv_event_noted));
         if (x) {
+            fv_reserved(sizeof(struct fv_event_noted));
             __u32 c = p->count;
             x->e.nnotes = c > FV_MAX_NOTES ? FV_MAX_NOTES : c;
             bpf_probe_read_kernel(x->notes, sizeof(x->notes), p->n);
@@ -87,8 +89,10 @@ static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
     if (p)
         fv_notes.delete(&key);   /* the skb ends: its notes explain nothing now */
     struct fv_event *e = fv_events.ringbuf_reserve(sizeof(struct fv_event));
-    if (e)
+    if (e) {
         e->nnotes = 0;
+        fv_reserved(sizeof(struct fv_event));
+    }
     return e;
 }
 

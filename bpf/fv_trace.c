@@ -3,7 +3,8 @@
  * Hooks (stable tracepoints, present on every 4.x+ kernel, cheaper than
  * kprobes): net:netif_receive_skb (rx), net:net_dev_start_xmit (tx),
  * net:netif_rx (rx, queued), skb:kfree_skb (drop + reason), skb:consume_skb
- * (end of life). Each has two entry points: fv_X for the perf tracepoint (the
+ * (end of life), and skb:skb_copy_datagram_iovec (a socket read it: forgotten,
+ * nothing sent). Each has two entry points: fv_X for the perf tracepoint (the
  * kernel first copies the event's fields into a record; the skb address is
  * read at its tracefs offset) and fv_X_raw for the raw tracepoint, which gets
  * the tracepoint's arguments as they are (skb is args[0], kfree_skb's reason
@@ -37,13 +38,24 @@
 /* Sightings for userspace. Reserved and submitted per event. */
 BPF_RINGBUF_OUTPUT(fv_events, FV_RINGBUF_PAGES);
 
-/* skbs being followed. Added when a sighting of an untracked skb matches the
- * filter; removed when the skb is dropped (kfree_skb) or consumed
- * (consume_skb); an LRU in case such an end is never seen. The value is 1,
- * or FV_TRK_GAP too while a sighting of it could not be handed over (the ring
- * buffer was full): its next event says so (FV_EV_GAP). */
+/* skbs being followed, by address. Added when a sighting of an untracked skb
+ * matches the filter; removed when the skb is dropped (kfree_skb), consumed
+ * (consume_skb) or read by a socket (skb_copy_datagram_iovec); an LRU, as
+ * sockets free skbs without a tracepoint too. So an entry can outlive its skb,
+ * and the kernel may give the address to another packet: the entry keeps the
+ * packet's identity (fv_ident), and a sighting whose identity differs is a new
+ * packet. flags: 1, with FV_TRK_GAP while a sighting of it could not be
+ * handed over (the ring buffer was full; its next event says so, FV_EV_GAP),
+ * or with FV_TRK_REFUSED for a packet of a flow not followed (fv_admit),
+ * which never reports. */
 #define FV_TRK_GAP 2
-BPF_TABLE("lru_hash", __u64, __u8, fv_tracked, 65536);
+#define FV_TRK_REFUSED 4
+struct fv_trk {
+    __u32 ident;                /* fv_ident of the packet; 0: not known (no filter: nothing parsed) */
+    __u8 flags;
+    __u8 pad[3];
+};
+BPF_TABLE("lru_hash", __u64, struct fv_trk, fv_tracked, 65536);
 
 struct fv_flow {
     __u64 x[2], y[2];           /* the two endpoints' addresses, lower one first */
@@ -52,13 +64,66 @@ struct fv_flow {
     __u8 pad[3];
 };
 
-/* Tuples of followed packets, direction-free. Added for every sighting of a
- * followed packet (so NAT-rewritten tuples are in too); an LRU, nothing
+/* Tuples of followed packets, direction-free: FV_FLOW_FOLLOWED, added for every
+ * sighting of a followed packet (so NAT-rewritten tuples are in too); or
+ * FV_FLOW_REFUSED, the same for the packets of a flow not followed, so that
+ * neither its later packets nor its replies begin a journey. An LRU, nothing
  * removes entries. */
+#define FV_FLOW_FOLLOWED 1
+#define FV_FLOW_REFUSED 2
 BPF_TABLE("lru_hash", struct fv_flow, __u8, fv_flows, 16384);
 
 /* Sightings the ring buffer had no room for, per CPU (userspace adds them). */
 BPF_PERCPU_ARRAY(fv_lost, __u64, 1);
+
+/* How full the ring buffer is, in bytes: [0] reserved by the programs (added
+ * here), [1] read by userspace (which writes it after each poll). Past
+ * FV_SHED_BYTES new flows are not followed (shed), so a flood costs whole
+ * flows, while the flows already followed keep every sighting. */
+BPF_ARRAY(fv_ring_use, __u64, 2);
+
+/* Flows not followed, per CPU: [0] shed (the ring was past FV_SHED_BYTES when
+ * they began), [1] left out by sampling (FV_SAMPLE: one in N followed). */
+BPF_PERCPU_ARRAY(fv_refused, __u64, 2);
+
+#ifndef FV_SHED_BYTES
+#define FV_SHED_BYTES (FV_RINGBUF_PAGES * PAGE_SIZE / 2)
+#endif
+#define FV_REFUSE 2   /* fv_wanted: a packet of a flow not followed */
+
+/* A record of n bytes took this much of the ring (its 8-byte header, rounded up to 8). */
+static __always_inline void fv_reserved(__u64 n)
+{
+    __u32 zero = 0;
+    __u64 *made = fv_ring_use.lookup(&zero);
+    if (made)
+        __sync_fetch_and_add(made, (n + 15) & ~7ULL);
+}
+
+/* May a new flow be followed? Not when sampling leaves it out, nor while the
+ * ring is past FV_SHED_BYTES full; each refusal is counted. */
+static __always_inline int fv_admit(void)
+{
+    __u32 zero = 0, one = 1, why = 0;
+#ifdef FV_SAMPLE
+    if (bpf_get_prandom_u32() % FV_SAMPLE) {
+        why = 1;
+        goto refuse;
+    }
+#endif
+    __u64 *made = fv_ring_use.lookup(&zero), *read = fv_ring_use.lookup(&one);
+    if (!made || !read || (__s64)(*made - *read) <= (__s64)FV_SHED_BYTES)
+        return 1;
+#ifdef FV_SAMPLE
+refuse:
+#endif
+    {
+        __u64 *n = fv_refused.lookup(&why);
+        if (n)
+            (*n)++;
+    }
+    return 0;
+}
 
 struct fv_ip4 {
     __u8 vihl, tos;
@@ -77,7 +142,9 @@ struct fv_ip6 {
 
 struct fv_level {
     __u64 a[2], b[2];           /* source, destination (IPv4 in a[0]/b[0]) */
+    unsigned char *l4;          /* the transport header; 0: none (a later fragment) */
     __u16 sport, dport;         /* host order */
+    __u16 ipid, iplen;          /* IPv4 ID and total length (IPv6: flow label's low bits, payload length) */
     __u8 proto;                 /* IP protocol; 0: no IP header found */
     __u8 v6;
     __u8 ports;                 /* sport/dport valid */
@@ -93,6 +160,8 @@ static __always_inline int fv_l3(unsigned char *p, __u16 etype, struct fv_level 
         l->proto = ip.protocol;
         l->a[0] = ip.saddr;
         l->b[0] = ip.daddr;
+        l->ipid = ip.id;
+        l->iplen = ip.tot_len;
         if (FV_NTOHS(ip.frag) & 0x1fff)
             return 1;           /* a later fragment: no ports in it */
         *l4 = p + ((ip.vihl & 0x0f) << 2);
@@ -102,6 +171,8 @@ static __always_inline int fv_l3(unsigned char *p, __u16 etype, struct fv_level 
             return 0;
         l->v6 = 1;
         l->proto = ip6.nexthdr;
+        l->ipid = (__u16)(ip6.vtc_flow >> 16);   /* network order: the flow label's low 16 bits */
+        l->iplen = ip6.plen;
         l->a[0] = ip6.saddr[0];
         l->a[1] = ip6.saddr[1];
         l->b[0] = ip6.daddr[0];
@@ -110,6 +181,7 @@ static __always_inline int fv_l3(unsigned char *p, __u16 etype, struct fv_level 
     } else {
         return 0;
     }
+    l->l4 = *l4;
     if (l->proto == 6 || l->proto == 17 || l->proto == 132) {
         __u16 ports[2] = {};
         if (bpf_probe_read_kernel(ports, sizeof(ports), *l4) == 0) {
@@ -198,8 +270,10 @@ static __always_inline void fv_flow_of(struct fv_level *l, struct fv_flow *f)
 static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
 {
     struct fv_event *e = fv_events.ringbuf_reserve(sizeof(struct fv_event));
-    if (e)
+    if (e) {
         e->nnotes = 0;
+        fv_reserved(sizeof(struct fv_event));
+    }
     return e;
 }
 #endif
@@ -245,18 +319,75 @@ static __always_inline int fv_expr_at(unsigned char *l2, unsigned char *end, __u
 }
 #endif
 
-/* Is this sighting followed? A tracked skb always is; an untracked one when its outer or
- * VXLAN-inner headers match the filter, or its tuple is a followed flow's (a reply, a later
- * packet). A followed sighting's tuple joins fv_flows, so NAT-rewritten tuples are in too. */
-static __always_inline int fv_wanted(struct fv_skb *s, int tracked)
+#ifndef FV_ALL
+/* Do the headers match the filter (and the tcpdump expression, when there is one)? */
+static __always_inline int fv_hit(struct fv_skb *s, struct fv_level *outer, struct fv_level *inner, int levels,
+                                  unsigned char *inner_l2)
 {
+    int hit = fv_match(outer) || (levels == 2 && fv_match(inner));
+#ifdef FV_EXPR
+    if (hit) {
+        /* an Ethernet header in front of the network header, or no frame the expression can read */
+        unsigned char *end = s->data + (s->len - s->data_len);
+        unsigned char *l2 = s->mac != 0xffff && s->nh >= s->mac + 14 ? s->head + s->mac : 0;
+        __u32 wire = l2 ? s->len + (__u32)(s->data - l2) : 0;
+        hit = fv_expr_at(l2, end, wire) ||
+              (levels == 2 && fv_expr_at(inner_l2, end, wire - (__u32)(inner_l2 - l2)));
+    }
+#endif
+    return hit;
+}
+
+/* What stays the same about one packet along its way, where NAT rewrites addresses, ports,
+ * checksums and TTL and VXLAN wraps it: the innermost IP header's ID (IPv6: flow label) and
+ * length, its protocol, and a word that differs between packets of one flow (TCP: the sequence
+ * number; UDP: the payload's last 4 bytes; ICMP: the sequence, as NAT rewrites its ID). Never 0. */
+static __always_inline __u32 fv_ident(struct fv_skb *s, struct fv_level *l)
+{
+    unsigned char *end = s->data + (s->len - s->data_len);   /* the linear data's end */
+    unsigned char *at = 0;
+    __u32 word = 0;
+    if (l->l4 && l->proto == 6) {
+        at = l->l4 + 4;
+    } else if (l->l4 && (l->proto == 1 || l->proto == 58)) {
+        at = l->l4 + 4;
+    } else if (l->l4 && l->proto == 17) {
+        __u16 ulen = 0;
+        bpf_probe_read_kernel(&ulen, 2, l->l4 + 4);
+        ulen = FV_NTOHS(ulen);
+        if (ulen >= 12)
+            at = l->l4 + ulen - 4;
+    }
+    if (at && at + 4 <= end)
+        bpf_probe_read_kernel(&word, 4, at);
+    if (l->proto == 1 || l->proto == 58)
+        word &= 0xffff0000;   /* keep the sequence (bytes 6-7), not the ID */
+    return (((__u32)l->ipid << 16) ^ l->iplen ^ ((__u32)l->proto << 24) ^ word) | 1;
+}
+#endif
+
+/* Is this sighting followed? 1: yes; 0: no; FV_REFUSE: it belongs to a flow
+ * not followed (shed or sampled out). A tracked skb is (refused: still not),
+ * unless its identity shows another packet at the same address; an untracked
+ * one when its tuple is a followed flow's (a reply, a later packet), or when
+ * its outer or VXLAN-inner headers match the filter and fv_admit takes the new
+ * flow. The sighting's tuple joins fv_flows as followed or refused, so
+ * NAT-rewritten tuples are in too. *ident gets the packet's identity (0: no
+ * filter, nothing parsed); *t is cleared when its entry was another packet's. */
+static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 *ident)
+{
+    int refused = *t ? ((*t)->flags & FV_TRK_REFUSED) : 0;
 #ifdef FV_ALL
-    return 1;
+    *ident = 0;
+    if (!*t && !fv_admit())   /* every packet is a flow of its own */
+        return FV_REFUSE;
+    return refused ? FV_REFUSE : 1;
 #else
-    __u8 one = 1;
+    __u8 followed = FV_FLOW_FOLLOWED, shed = FV_FLOW_REFUSED;
     struct fv_level outer = {}, inner = {};
     unsigned char *inner_l2 = 0;
     int levels = 0;
+    *ident = 0;
     if (s->head && s->nh != 0xffff)
         levels = fv_parse(s->head + s->nh, FV_NTOHS(s->proto), &outer, &inner, &inner_l2);
     struct fv_level *last = levels == 2 ? &inner : &outer;
@@ -264,30 +395,36 @@ static __always_inline int fv_wanted(struct fv_skb *s, int tracked)
     __builtin_memset(&flow, 0, sizeof(flow));
     if (levels)
         fv_flow_of(last, &flow);
-    if (!tracked) {
+    if (*t && levels) {
+        *ident = fv_ident(s, last);
+        if ((*t)->ident && (*t)->ident != *ident) {
+            *t = 0;          /* the address is another packet's now */
+            refused = 0;
+        }
+    }
+    if (!*t) {
 #ifdef FV_NETNS
         if (s->netns != FV_NETNS)
             return 0;
 #endif
         if (!levels)
             return 0;
-        int hit = fv_match(&outer) || (levels == 2 && fv_match(&inner));
-#ifdef FV_EXPR
-        if (hit) {
-            /* an Ethernet header in front of the network header, or no frame the expression can read */
-            unsigned char *end = s->data + (s->len - s->data_len);
-            unsigned char *l2 = s->mac != 0xffff && s->nh >= s->mac + 14 ? s->head + s->mac : 0;
-            __u32 wire = l2 ? s->len + (__u32)(s->data - l2) : 0;
-            hit = fv_expr_at(l2, end, wire) ||
-                  (levels == 2 && fv_expr_at(inner_l2, end, wire - (__u32)(inner_l2 - l2)));
-        }
-#endif
-        if (!hit && !fv_flows.lookup(&flow))
+        __u8 *known = fv_flows.lookup(&flow);
+        if (known)
+            refused = *known == FV_FLOW_REFUSED;
+        else if (!fv_hit(s, &outer, &inner, levels, inner_l2))
             return 0;
+        else
+            refused = !fv_admit();
+        *ident = fv_ident(s, last);
     }
-    if (levels)
-        fv_flows.update(&flow, &one);
-    return 1;
+    if (levels) {
+        if (refused)
+            fv_flows.insert(&flow, &shed);   /* never over a followed flow's entry */
+        else
+            fv_flows.update(&flow, &followed);
+    }
+    return refused ? FV_REFUSE : 1;
 #endif
 }
 
@@ -336,21 +473,40 @@ static __always_inline void fv_fill(struct fv_event *e, __u64 key, __u8 hook, __
 static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
 {
     __u64 key = (__u64)skb;
-    __u8 one = 1;
-    __u8 *t = fv_tracked.lookup(&key);
-    int tracked = t != 0;
-    __u8 gap = t ? (*t & FV_TRK_GAP) : 0;
+    struct fv_trk *t = fv_tracked.lookup(&key);
+    __u8 gap = 0;
     int ending = hook == FV_HOOK_DROP || hook == FV_HOOK_FREE;
-    if (ending && !tracked)
-        return 0;               /* only followed packets report their end */
     struct fv_skb s = {};
-    fv_read_skb(skb, &s);
-    if (!ending && !fv_wanted(&s, tracked))
-        return 0;
-    if (ending)
+    if (ending) {
+        if (!t)
+            return 0;           /* only followed packets report their end */
+        __u8 flags = t->flags;
         fv_tracked.delete(&key);
-    else if (!tracked || gap)
-        fv_tracked.update(&key, &one);   /* tracked, and this event will report the gap */
+        if (flags & FV_TRK_REFUSED)
+            return 0;
+        gap = flags & FV_TRK_GAP;
+        fv_read_skb(skb, &s);
+    } else {
+        fv_read_skb(skb, &s);
+        __u32 ident = 0;
+        int stale = t != 0;
+        int want = fv_wanted(&s, &t, &ident);
+        stale = stale && !t;
+        if (want != 1) {
+            if (want == FV_REFUSE && !t) {   /* its later sightings are not followed either */
+                struct fv_trk no = {.ident = ident, .flags = 1 | FV_TRK_REFUSED};
+                fv_tracked.update(&key, &no);
+            } else if (stale) {
+                fv_tracked.delete(&key);
+            }
+            return 0;
+        }
+        gap = t ? (t->flags & FV_TRK_GAP) : 0;
+        if (!t || gap) {   /* tracked from now on; this event reports the gap */
+            struct fv_trk on = {.ident = ident, .flags = 1};
+            fv_tracked.update(&key, &on);
+        }
+    }
 
     struct fv_event *e = fv_reserve(key, hook);
     if (!e) {
@@ -359,8 +515,9 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         if (lost)
             (*lost)++;
         if (!ending) {
-            __u8 lost_one = 1 | FV_TRK_GAP;
-            fv_tracked.update(&key, &lost_one);
+            struct fv_trk *now = fv_tracked.lookup(&key);
+            if (now)
+                now->flags |= FV_TRK_GAP;
         }
         return 0;
     }
@@ -421,4 +578,26 @@ int fv_drop_raw(void *ctx)
 int fv_free_raw(void *ctx)
 {
     return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_FREE, 0);
+}
+
+/* A socket reader copies a packet's data out (skb:skb_copy_datagram_iovec): no device sees that
+ * skb again, and sockets free what they read without consume_skb (UDP's skb_consume_udp, TCP's
+ * __kfree_skb), so a followed or refused skb is forgotten here. Left in fv_tracked, the next skb
+ * allocated at its address would inherit its tracking: followed with no filter asking, or refused
+ * without being counted. Sends nothing. */
+static __always_inline int fv_delivered(void *skb)
+{
+    __u64 key = (__u64)skb;
+    fv_tracked.delete(&key);
+    return 0;
+}
+
+int fv_copy(void *ctx)
+{
+    return fv_delivered(*(void **)(ctx + FV_TP_COPY_SKB));
+}
+
+int fv_copy_raw(void *ctx)
+{
+    return fv_delivered((void *)FV_RAW_ARG(ctx, 0));
 }

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--write", metavar="FILE.pcapng", help="also record the followed hops as pcapng")
     f.add_argument("--count", type=_positive(int), help="stop after this many journeys")
     f.add_argument("--duration", type=_positive(float, high=MAX_DURATION_S), help="stop after this many seconds")
+    f.add_argument("--sample", type=_positive(int, high=1_000_000), default=1, metavar="N",
+                   help="follow one in N new flows (chosen in the kernel; the others are counted)")
     f.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)  # print the final C and exit
     _docker_args(f)
     f.set_defaults(func=cmd_follow)

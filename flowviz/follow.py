@@ -24,7 +24,7 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     from .sources.kernel import tracefs
     from .sources.live import build_cflags, final_c
     if args.ebpf:
-        print(final_c(build_cflags(flt, None, tracefs()), flt))
+        print(final_c(build_cflags(flt, None, tracefs(), args.sample), flt))
         return 0
     recorder = None
     if args.write:   # made first: a bad path fails before anything is attached
@@ -39,7 +39,7 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     sinks = ([recorder] if recorder is not None else []) + drawn
     attached = False
     try:
-        with live(flt, netns=args.netns, max_open=args.max_open) as (source, topo, correlator):
+        with live(flt, netns=args.netns, max_open=args.max_open, sample=args.sample) as (source, topo, correlator):
             attached = True
             if recorder is not None:
                 recorder.describe = topo.describe
@@ -61,12 +61,12 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
 
 
 @contextmanager
-def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN):
+def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN, sample: int = 1):
     """The live source (attached), the topology naming its namespaces and a correlator for them, as
     follow uses them; detached and closed afterwards, whatever happens."""
     from .sources.live import LiveSource
     from .topology.live import LiveTopology
-    source = LiveSource(flt, netns=netns)
+    source = LiveSource(flt, netns=netns, sample=sample)
     topo = None
     try:
         topo = LiveTopology(source.names)
@@ -109,7 +109,8 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
     for note in source.notices:
         print(f"flowviz: {note}", file=sys.stderr)
     kept = " (the compiled program kept from an earlier start)" if source.compiled == "cache" else ""
-    print(f"flowviz: following {source.filter.describe()} on {source.tracepoints} tracepoints "
+    sampled = f", one in {source.sample} new flows" if source.sample > 1 else ""
+    print(f"flowviz: following {source.filter.describe()}{sampled} on {source.tracepoints} tracepoints "
           f"{', '.join(source.attached)}{kept} (^C to stop)",
           file=sys.stderr, flush=True)
     lost_seen = 0
@@ -132,8 +133,9 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
     finally:
         source.close()
         if mode == "json":   # the last line: what the whole follow saw and lost
+            shed, sampled_out = source.refused
             out.out.write(f'{{"type": "summary", "journeys": {pipeline.taken}, "incomplete": {tally.count}, '
-                          f'"lost": {source.lost}}}\n')
+                          f'"lost": {source.lost}, "shed": {shed}, "sampled_out": {sampled_out}}}\n')
         out.close()
     if tally.count:
         print(f"flowviz: {tally.count} of {pipeline.taken} journeys are marked incomplete", file=sys.stderr)
@@ -165,8 +167,15 @@ def _stop_on_signals(pipeline):
 
 
 def _report_lost(source) -> int:
+    """The end's account of what was not shown: sightings lost, flows shed, flows sampled out."""
     lost = source.lost
+    shed, sampled_out = source.refused
     if lost:
         print(f"flowviz: {lost} sightings were lost in all (ring buffer full)", file=sys.stderr)
+    if shed:
+        print(f"flowviz: {shed} new flows were not followed (shed while the ring buffer was past half full); "
+              "the flows followed kept every sighting", file=sys.stderr)
+    if sampled_out:
+        print(f"flowviz: {sampled_out} new flows were left out by --sample {source.sample}", file=sys.stderr)
     return 0
 

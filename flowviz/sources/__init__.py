@@ -22,6 +22,7 @@ class SourceStatus:
     label: str                #: what it reads: files, or the hooks attached
     events: int = 0           #: sightings delivered so far
     lost: int = 0             #: sightings the kernel could not hand over (ring buffer full)
+    shed: int = 0             #: flows not followed because the ring buffer was past half full when they began
     rate: float = 0.0         #: sightings per second, recently
     position: str = ""        #: replay: how far through the input
     notes: tuple[str, ...] = field(default_factory=tuple)

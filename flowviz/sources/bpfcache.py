@@ -313,6 +313,8 @@ class CachedBPF(_BPF):
             return _RingBuf(self, fd)
         if m["type"] == 6:    # BPF_MAP_TYPE_PERCPU_ARRAY
             return _PerCpuArray(self._lib, fd, m["value"])
+        if m["type"] == 2:    # BPF_MAP_TYPE_ARRAY: written through its fd
+            return _Array(fd)
         raise KeyError(f"{name}: a map kind the cache's loader does not read")
 
     def close(self):
@@ -337,6 +339,11 @@ class _RingBuf:
         fn = _RINGBUF_CB_TYPE(cb)
         self.bpf._callbacks.append(fn)   # kept alive as long as the manager may call it
         self.bpf._open_ring_buffer(self.fd, fn, None)
+
+
+class _Array:
+    def __init__(self, fd: int):
+        self.map_fd = fd
 
 
 class _PerCpuArray:

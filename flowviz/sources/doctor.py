@@ -100,7 +100,7 @@ def _compile_check(root: str, usable: list) -> list[Check]:
     kernel takes its raw tracepoints (one attached for a moment), or follow will use perf ones."""
     from ..filter import FlowFilter
     from . import hooks
-    from .live import CapturedStderr, build_cflags, program_text
+    from .live import TRACEPOINTS, CapturedStderr, build_cflags, program_text
     err = CapturedStderr()
     try:
         from bcc import BPF
@@ -108,7 +108,7 @@ def _compile_check(root: str, usable: list) -> list[Check]:
         cflags = build_cflags(FlowFilter(dport=20229), None, root) + hooks.hook_cflags(usable)
         with err:
             b = BPF(text=program_text(), cflags=cflags)
-            for fn in ("fv_rx", "fv_tx", "fv_rx_enq", "fv_drop", "fv_free"):
+            for _cat, _event, fn, _macro in TRACEPOINTS:
                 b.load_func(fn, BPF.TRACEPOINT)
             for st in usable:
                 for p in st.group.probes:

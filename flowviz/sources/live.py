@@ -40,6 +40,7 @@ TRACEPOINTS = (
     ("net", "netif_rx", "fv_rx_enq", "FV_TP_RXQ_SKB"),
     ("skb", "kfree_skb", "fv_drop", "FV_TP_DROP_SKB"),
     ("skb", "consume_skb", "fv_free", "FV_TP_FREE_SKB"),
+    ("skb", "skb_copy_datagram_iovec", "fv_copy", "FV_TP_COPY_SKB"),   # no sighting: forgets what a socket read
 )
 RINGBUF_PAGES = 1024          # 4 MiB: ~21,000 events of slack before loss (FLOWVIZ_RINGBUF_PAGES: a power of 2)
 
@@ -137,7 +138,7 @@ def ringbuf_pages() -> int:
     return n
 
 
-def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list[str]:
+def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str, sample: int = 1) -> list[str]:
     from .btf import kernel_offsets
     cf = [f"-DFV_{k}={v}" for k, v in kernel_offsets().items()]
     for cat, event, _prog, macro in TRACEPOINTS:
@@ -149,6 +150,8 @@ def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str) -> list
     cf += [f"-DFV_RINGBUF_PAGES={ringbuf_pages()}", f"-DPAGE_SIZE={os.sysconf('SC_PAGE_SIZE')}",
            f"-DFV_LINUX_VERSION_CODE={(nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)}",
            f"-I{bpf_dir()}"]
+    if sample > 1:
+        cf.append(f"-DFV_SAMPLE={sample}")
     return cf + filter_cflags(flt, netns_inode)
 
 
@@ -180,7 +183,7 @@ class LiveSource:
 
     kind = "live"
 
-    def __init__(self, flt: FlowFilter, *, netns: Optional[str] = None, names=None):
+    def __init__(self, flt: FlowFilter, *, netns: Optional[str] = None, names=None, sample: int = 1):
         if not has_privileges():
             raise NeedRoot("flowviz follow needs root, or CAP_BPF and CAP_PERFMON (try: sudo flowviz follow ...)")
         try:
@@ -195,7 +198,8 @@ class LiveSource:
         self.root = tracefs()
         self.reasons = drop_reason_names(self.root)
         self.hooks = hooks.detect(self.root)
-        self.cflags = build_cflags(flt, self.netns_inode, self.root) + hooks.hook_cflags(self.hooks)
+        self.sample = sample
+        self.cflags = build_cflags(flt, self.netns_inode, self.root, sample) + hooks.hook_cflags(self.hooks)
         self.problems: list[FlowvizError] = []
         self.filter = flt
         self.bpf = None
@@ -208,6 +212,9 @@ class LiveSource:
         self._pending: list[HopEvent] = []
         self._stopped = False
         self._lost = 0
+        self._refused = (0, 0)
+        self._read_bytes = 0             #: ring buffer bytes read, told to the kernel (fv_ring_use[1])
+        self._told = 0
         self._rate = 0.0
         self._rate_mark = (time.monotonic(), 0)
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; events carry wall-clock time
@@ -258,6 +265,7 @@ class LiveSource:
         try:
             self.tracepoints = self._attach_tracepoints()
             self.bpf["fv_events"].open_ring_buffer(self._on_event)
+            self._use_fd = self.bpf["fv_ring_use"].map_fd
         except BaseException:
             self.close()
             raise
@@ -318,6 +326,16 @@ class LiveSource:
 
     def _on_event(self, _ctx, data, size) -> None:
         self._pending.append(self.convert(ctypes.string_at(data, size)))
+        self._read_bytes += (size + 15) & ~7   # as fv_reserved counts it: the record's header, 8-byte aligned
+
+    def _tell_read(self) -> None:
+        """The kernel sheds new flows while reserved − read passes half the ring (fv_admit)."""
+        if self._read_bytes == self._told:
+            return
+        from bcc.libbcc import lib
+        one, value = ctypes.c_int(1), ctypes.c_ulonglong(self._read_bytes)
+        lib.bpf_update_elem(self._use_fd, ctypes.byref(one), ctypes.byref(value), 0)
+        self._told = self._read_bytes
 
     def events(self) -> Iterator[Optional[HopEvent]]:
         """Sightings as they arrive; after any that the kernel could not hand over (the lost count
@@ -326,6 +344,7 @@ class LiveSource:
         lost_seen = self.lost
         while not self._stopped:
             poll(100)
+            self._tell_read()
             if self._pending:
                 batch, self._pending = self._pending, []
                 self.delivered += len(batch)
@@ -339,6 +358,22 @@ class LiveSource:
 
     def now_ns(self) -> int:
         return time.time_ns()
+
+    @property
+    def refused(self) -> tuple[int, int]:
+        """Flows not followed: (shed, because the ring buffer was past half full when they began;
+        left out by --sample)."""
+        if self.bpf is not None:
+            try:
+                t = self.bpf["fv_refused"]
+                self._refused = tuple(sum(int(getattr(v, "value", v)) for v in t[ctypes.c_int(i)]) for i in (0, 1))
+            except (KeyError, TypeError, ValueError):
+                pass
+        return self._refused
+
+    @property
+    def shed(self) -> int:
+        return self.refused[0]
 
     @property
     def lost(self) -> int:
@@ -357,7 +392,7 @@ class LiveSource:
             self._rate = (self.delivered - n0) / (now - t0)
             self._rate_mark = (now, self.delivered)
         return SourceStatus("live", f"{len(self.attached)} {self.tracepoints} tracepoints", events=self.delivered,
-                            lost=self.lost, rate=self._rate, notes=tuple(self.notices))
+                            lost=self.lost, shed=self.shed, rate=self._rate, notes=tuple(self.notices))
 
     def stop(self) -> None:
         self._stopped = True
@@ -369,7 +404,8 @@ class LiveSource:
         if self.bpf is not None:
             bpf = self.bpf
             try:
-                self._lost = self.lost   # the last reading, before the maps go
+                self._lost = self.lost   # the last readings, before the maps go
+                self._refused = self.refused
             finally:
                 self.bpf = None
                 self.attached = []

@@ -216,6 +216,8 @@ def status_text(st: Optional[SourceStatus], *, filter_text: str, playing: bool, 
         if st.kind == "live":
             out.append(f"live: {st.label}, {st.events} events ({st.rate:,.0f}/s)", style="bold green")
             out.append(f"  lost {st.lost}", style="bold red" if st.lost else "")
+            if st.shed:
+                out.append(f"  shed {st.shed} flows", style="bold yellow")
         else:
             out.append(f"replay: {safe(st.label)}, {st.position}", style="bold")
         if finished:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -33,32 +33,45 @@ class Following:
 def following(*args: str, stop=signal.SIGINT, timeout: float = 60):
     """`flowviz follow ARGS` from attach to exit; the body runs once it is attached.
 
+    Its output is read all along (a thread per pipe): a follower whose stdout pipe filled up would
+    block on a write and stop reading its ring buffer, which a test would take for the tracer's fault.
     Under software emulation (the stock-kernel guest) compiling the tracer alone can take a minute
     on a busy host: FLOWVIZ_ATTACH_TIMEOUT_S (scripts/vm-guest sets it) raises the wait for attach."""
     timeout = max(timeout, float(os.environ.get("FLOWVIZ_ATTACH_TIMEOUT_S", "0")))
     p = subprocess.Popen([sys.executable, "-m", "flowviz", "follow", *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     f = Following(p)
-    err = b""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    readers = [threading.Thread(target=_drain, args=(pipe, into), daemon=True)
+               for pipe, into in ((p.stdout, out), (p.stderr, err))]
+    for r in readers:
+        r.start()
     try:
         deadline = time.monotonic() + timeout
-        fd = p.stderr.fileno()
-        while b"following" not in err and p.poll() is None and time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                err += os.read(fd, 4096)   # raw reads: a buffered readline would hide lines from select
-        assert b"following" in err, f"follow did not start: {err.decode(errors='replace')}"
+        while b"following" not in b"".join(err) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.05)   # the reader may still hold the line that said so
+        said = b"".join(err).decode(errors="replace")
+        assert "following" in said, f"follow did not start: {said}"
         yield f
         if p.poll() is None and stop is not None:
             p.send_signal(stop)
-        out, rest = p.communicate(timeout=timeout)
-        f.stdout = out.decode()
-        f.stderr = (err + rest).decode(errors="replace")
+        p.wait(timeout=timeout)
+        for r in readers:
+            r.join(timeout)
+        f.stdout = b"".join(out).decode()
+        f.stderr = b"".join(err).decode(errors="replace")
         f.returncode = p.returncode
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def _drain(pipe, into: list[bytes]) -> None:
+    for chunk in iter(lambda: os.read(pipe.fileno(), 65536), b""):
+        into.append(chunk)
 
 
 def fv_programs() -> list[str]:

@@ -126,17 +126,19 @@ def test_traffic_that_does_not_match_produces_nothing(swarm_lab, tmp_path):
             assert one_request(SWARM, "tcp", timeout=3) is not None
         time.sleep(1.0)
     assert f.returncode == 0   # JSON: nothing but the summary at the end
-    assert f.objects() == [{"type": "summary", "journeys": 0, "incomplete": 0, "lost": 0}]
+    assert f.objects() == [{"type": "summary", "journeys": 0, "incomplete": 0, "lost": 0, "shed": 0,
+                            "sampled_out": 0}]
     # and no header-only recording is left behind
     assert not rec.exists() and f"nothing was followed, so {rec} was not written" in f.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_everything_is_detached_after_a_signal(swarm_lab, sig):
-    # five tracepoint programs, and one per kprobe where the kernel offers the optional hooks
+    # a program per tracepoint, and one per kprobe where the kernel offers the optional hooks
     from flowviz.sources import hooks
     from flowviz.sources.kernel import tracefs
-    expected = 5 + sum(len(st.group.probes) for st in hooks.detect(tracefs()) if st.available)
+    from flowviz.sources.live import TRACEPOINTS
+    expected = len(TRACEPOINTS) + sum(len(st.group.probes) for st in hooks.detect(tracefs()) if st.available)
     with following("--dport", "20229", "--json", stop=sig) as f:
         assert len(fv_programs()) == expected
         one_request(SWARM, "tcp", timeout=3)
@@ -348,3 +350,84 @@ def test_the_compiled_program_is_kept_and_a_kept_one_follows_the_same(swarm_lab,
     assert "was refused" in third.stderr and "kept from an earlier start" not in third.stderr
     assert path3 == path
     assert json.loads(entries[0].read_text())["funcs"] == json.loads(kept)["funcs"]
+
+
+def flow_journeys(f) -> dict[int, list[dict]]:
+    """Journeys by the client's source port (the flow), from their hops."""
+    by_packet = {}
+    for o in f.objects():
+        if o["type"] == "hop" and o["packet"] not in by_packet and o["proto"] == "udp":
+            by_packet[o["packet"]] = o["sport"] if o["dport"] == SWARM.port or o["sport"] != SWARM.port else o["dport"]
+    out: dict[int, list[dict]] = {}
+    for j in f.journeys():
+        out.setdefault(by_packet.get(j["packet"]), []).append(j)
+    return out
+
+
+def places(f, j) -> list[tuple]:
+    return [(h["netns"], h["ifname"], h["dir"]) for h in f.hops(j["packet"])]
+
+
+def test_under_a_flood_new_flows_are_shed_whole_and_the_counts_add_up(swarm_lab, monkeypatch):
+    """A 64 KiB ring buffer and a follower stopped while 40 UDP requests (40 flows) go through: the
+    kernel follows new flows until the ring is half full and sheds the rest whole, request and reply.
+    Every journey shown is the full path (exactly the hops of a request followed before) or marked
+    incomplete; followed + shed (+ flows whose every sighting was lost) = sent; and once the follower
+    reads again, new flows are followed again."""
+    monkeypatch.setenv("FLOWVIZ_RINGBUF_PAGES", "16")
+    sent = 40
+    with following("--proto", "udp", "--dport", str(SWARM.port), "--json") as f:
+        assert one_request(SWARM, "udp", timeout=3, seq=999) is not None
+        time.sleep(1.0)
+        os.kill(f.proc.pid, signal.SIGSTOP)
+        try:
+            answered = sum(one_request(SWARM, "udp", timeout=2, seq=i) is not None for i in range(sent))
+        finally:
+            os.kill(f.proc.pid, signal.SIGCONT)
+        assert answered == sent   # tracing never drops the traffic itself
+        time.sleep(1.0)
+        after = [one_request(SWARM, "udp", timeout=3, seq=500 + i) for i in range(3)]
+        assert all(r is not None for r in after)
+        time.sleep(1.5)
+    assert f.returncode == 0, f.stderr
+    summary = [o for o in f.objects() if o["type"] == "summary"]
+    assert len(summary) == 1, f.stdout[-2000:]
+    s = summary[0]
+    flows = flow_journeys(f)
+    requests = {port: [j for j in js if j["reply_to"] is None] for port, js in flows.items()}
+    first = min((j for js in requests.values() for j in js), key=lambda j: j["start_ns"])
+    whole = places(f, first)
+    assert whole[0] == ("client", "eth0", "tx") and whole[-1][0].startswith("node2:my_kafka1") and len(whole) > 10
+    for js in flows.values():
+        for j in js:
+            if j["reply_to"] is None and not j.get("incomplete"):
+                assert places(f, j) == whole, j
+    flood = len(requests) - 1 - len(after)   # the flood's flows that were followed
+    assert s["shed"] > 0 and s["sampled_out"] == 0
+    assert flood + s["shed"] <= sent and sent - flood - s["shed"] <= s["lost"], (flood, s)
+    if s["lost"] == 0:
+        assert flood + s["shed"] == sent and s["incomplete"] == 0
+    assert len(requests) == len(flows) and all(len(js) == 1 for js in requests.values())
+    assert f"{s['shed']} new flows were not followed" in f.stderr
+    last = sorted(requests.values(), key=lambda js: js[0]["start_ns"])[-len(after):]
+    assert all(places(f, js[0]) == whole for js in last)   # followed again once the ring had room
+
+
+def test_sample_follows_one_in_n_new_flows_whole_and_counts_the_rest(swarm_lab):
+    """--sample 3: the kernel picks new flows at random, one in three; a picked flow is followed
+    whole (request and reply), the others not at all, and followed + sampled out = sent."""
+    sent = 30
+    with following("--proto", "udp", "--dport", str(SWARM.port), "--sample", "3", "--json") as f:
+        for i in range(sent):
+            assert one_request(SWARM, "udp", timeout=3, seq=i) is not None
+            time.sleep(0.02)
+        time.sleep(1.5)
+    assert f.returncode == 0, f.stderr
+    assert "one in 3 new flows" in f.stderr
+    s = [o for o in f.objects() if o["type"] == "summary"][0]
+    flows = flow_journeys(f)
+    assert s["shed"] == 0 and s["lost"] == 0 and 0 < s["sampled_out"] < sent
+    assert len(flows) + s["sampled_out"] == sent
+    for js in flows.values():   # each picked flow: its request and the reply to it
+        assert sorted(j["reply_to"] is None for j in js) == [False, True], js
+    assert f"{s['sampled_out']} new flows were left out by --sample 3" in f.stderr
