@@ -73,6 +73,10 @@ struct fv_flow {
 #define FV_FLOW_REFUSED 2
 BPF_TABLE("lru_hash", struct fv_flow, __u8, fv_flows, 16384);
 
+/* Every port of a tuple in fv_flows, set (never cleared): a packet neither of whose ports is
+ * here cannot be a followed flow's, which an array lookup says without hashing the tuple. */
+BPF_ARRAY(fv_ports, __u8, 65536);
+
 /* Sightings the ring buffer had no room for, per CPU (userspace adds them). */
 BPF_PERCPU_ARRAY(fv_lost, __u64, 1);
 
@@ -263,6 +267,27 @@ static __always_inline void fv_flow_of(struct fv_level *l, struct fv_flow *f)
     f->proto = l->proto;
 }
 
+static __always_inline void fv_port_add(__u16 port)
+{
+    __u32 k = port;
+    __u8 *p = fv_ports.lookup(&k);
+    if (p)
+        *p = 1;
+}
+
+/* Could this level's tuple be in fv_flows? (Without ports, as for ICMP: it could.) */
+static __always_inline int fv_port_seen(struct fv_level *l)
+{
+    if (!l->ports)
+        return 1;
+    __u32 a = l->sport, b = l->dport;
+    __u8 *pa = fv_ports.lookup(&a);
+    if (pa && *pa)
+        return 1;
+    __u8 *pb = fv_ports.lookup(&b);
+    return pb && *pb;
+}
+
 #ifdef FV_HOOKS
 #include "fv_hooks.h"
 #else
@@ -278,32 +303,60 @@ static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
 }
 #endif
 
-/* What a sighting reads of the skb and its device. */
+/* What a sighting reads of the skb and its device, in three steps, so that a packet the
+ * filter does not want costs only the first: the headers' place (fv_read_hdr), the linear data
+ * (fv_read_lin: for the expression and the identity), and the rest for the event (fv_read_rest). */
 struct fv_skb {
-    void *dev;
+    void *skb, *dev;
     unsigned char *head, *data;
     __u32 netns, ifindex, len, data_len, mark;
     __u16 mac, nh, proto;
+    __u8 lin, dev_read;
 };
 
-static __always_inline void fv_read_skb(void *skb, struct fv_skb *s)
+static __always_inline void fv_read_dev(struct fv_skb *s)
 {
     void *net = 0;
-    FV_READ(s->dev, skb, FV_SKB_DEV);
+    if (s->dev_read)
+        return;
+    s->dev_read = 1;
+    FV_READ(s->dev, s->skb, FV_SKB_DEV);
     if (s->dev) {
-        FV_READ(s->ifindex, s->dev, FV_DEV_IFINDEX);
         FV_READ(net, s->dev, FV_DEV_ND_NET);
         if (net)
             FV_READ(s->netns, net, FV_NET_INUM);
     }
+}
+
+static __always_inline void fv_read_hdr(void *skb, struct fv_skb *s)
+{
+    s->skb = skb;
     FV_READ(s->head, skb, FV_SKB_HEAD);
-    FV_READ(s->data, skb, FV_SKB_DATA);
-    FV_READ(s->mac, skb, FV_SKB_MAC_HEADER);
     FV_READ(s->nh, skb, FV_SKB_NETWORK_HEADER);
     FV_READ(s->proto, skb, FV_SKB_PROTOCOL);
-    FV_READ(s->len, skb, FV_SKB_LEN);
-    FV_READ(s->data_len, skb, FV_SKB_DATA_LEN);
-    FV_READ(s->mark, skb, FV_SKB_MARK);
+#ifdef FV_NETNS
+    fv_read_dev(s);
+#endif
+}
+
+static __always_inline void fv_read_lin(struct fv_skb *s)
+{
+    if (s->lin)
+        return;
+    s->lin = 1;
+    FV_READ(s->data, s->skb, FV_SKB_DATA);
+    FV_READ(s->mac, s->skb, FV_SKB_MAC_HEADER);
+    FV_READ(s->len, s->skb, FV_SKB_LEN);
+    FV_READ(s->data_len, s->skb, FV_SKB_DATA_LEN);
+}
+
+static __always_inline void fv_read_rest(struct fv_skb *s)
+{
+    fv_read_lin(s);
+    fv_read_dev(s);
+    if (s->dev)
+        FV_READ(s->ifindex, s->dev, FV_DEV_IFINDEX);
+    FV_READ(s->mark, s->skb, FV_SKB_MARK);
 }
 
 #ifdef FV_EXPR
@@ -327,6 +380,7 @@ static __always_inline int fv_hit(struct fv_skb *s, struct fv_level *outer, stru
     int hit = fv_match(outer) || (levels == 2 && fv_match(inner));
 #ifdef FV_EXPR
     if (hit) {
+        fv_read_lin(s);
         /* an Ethernet header in front of the network header, or no frame the expression can read */
         unsigned char *end = s->data + (s->len - s->data_len);
         unsigned char *l2 = s->mac != 0xffff && s->nh >= s->mac + 14 ? s->head + s->mac : 0;
@@ -344,6 +398,7 @@ static __always_inline int fv_hit(struct fv_skb *s, struct fv_level *outer, stru
  * number; UDP: the payload's last 4 bytes; ICMP: the sequence, as NAT rewrites its ID). Never 0. */
 static __always_inline __u32 fv_ident(struct fv_skb *s, struct fv_level *l)
 {
+    fv_read_lin(s);
     unsigned char *end = s->data + (s->len - s->data_len);   /* the linear data's end */
     unsigned char *at = 0;
     __u32 word = 0;
@@ -409,7 +464,7 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
 #endif
         if (!levels)
             return 0;
-        __u8 *known = fv_flows.lookup(&flow);
+        __u8 *known = fv_port_seen(last) ? fv_flows.lookup(&flow) : 0;
         if (known)
             refused = *known == FV_FLOW_REFUSED;
         else if (!fv_hit(s, &outer, &inner, levels, inner_l2))
@@ -423,6 +478,8 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
             fv_flows.insert(&flow, &shed);   /* never over a followed flow's entry */
         else
             fv_flows.update(&flow, &followed);
+        fv_port_add(last->sport);
+        fv_port_add(last->dport);
     }
     return refused ? FV_REFUSE : 1;
 #endif
@@ -485,9 +542,9 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         if (flags & FV_TRK_REFUSED)
             return 0;
         gap = flags & FV_TRK_GAP;
-        fv_read_skb(skb, &s);
+        fv_read_hdr(skb, &s);
     } else {
-        fv_read_skb(skb, &s);
+        fv_read_hdr(skb, &s);
         __u32 ident = 0;
         int stale = t != 0;
         int want = fv_wanted(&s, &t, &ident);
@@ -508,6 +565,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         }
     }
 
+    fv_read_rest(&s);
     struct fv_event *e = fv_reserve(key, hook);
     if (!e) {
         __u32 zero = 0;

@@ -343,6 +343,11 @@ class LiveSource:
         poll = self.bpf.ring_buffer_poll
         lost_seen = self.lost
         while not self._stopped:
+            # Read before the poll: a sighting lost before now was lost after every record committed
+            # before it, and the poll takes all of those, so the marker comes after them. (Read after
+            # it, a loss could be counted while earlier records still waited: their journey would
+            # begin after the marker and never be marked.)
+            lost = self.lost
             poll(100)
             self._tell_read()
             if self._pending:
@@ -351,7 +356,6 @@ class LiveSource:
                 yield from batch
             else:
                 yield None
-            lost = self.lost
             if lost > lost_seen:
                 lost_seen = lost
                 yield HopEvent(time.time_ns(), "", LOST, b"")
