@@ -392,6 +392,17 @@ static __always_inline int fv_hit(struct fv_skb *s, struct fv_level *outer, stru
     return hit;
 }
 
+/* Is this level an ICMP error? The kernel may turn a followed packet into one in place (a VXLAN
+ * device too small for it answers with the same skb: iptunnel_pmtud_build_icmp), so its identity
+ * changes and it is still the followed skb. */
+static __always_inline int fv_icmp_error(struct fv_level *l)
+{
+    __u8 type = 0;
+    if (!l->l4 || (l->proto != 1 && l->proto != 58) || bpf_probe_read_kernel(&type, 1, l->l4) != 0)
+        return 0;
+    return l->proto == 1 ? (type == 3 || type == 11 || type == 12) : (type >= 1 && type <= 4);
+}
+
 /* What stays the same about one packet along its way, where NAT rewrites addresses, ports,
  * checksums and TTL and VXLAN wraps it: the innermost IP header's ID (IPv6: flow label) and
  * length, its protocol, and a word that differs between packets of one flow (TCP: the sequence
@@ -452,7 +463,7 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
         fv_flow_of(last, &flow);
     if (*t && levels) {
         *ident = fv_ident(s, last);
-        if ((*t)->ident && (*t)->ident != *ident) {
+        if ((*t)->ident && (*t)->ident != *ident && !fv_icmp_error(last)) {
             *t = 0;          /* the address is another packet's now */
             refused = 0;
         }
@@ -559,7 +570,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
             return 0;
         }
         gap = t ? (t->flags & FV_TRK_GAP) : 0;
-        if (!t || gap) {   /* tracked from now on; this event reports the gap */
+        if (!t || gap || (ident && t->ident != ident)) {   /* tracked from now on; this event reports the gap */
             struct fv_trk on = {.ident = ident, .flags = 1};
             fv_tracked.update(&key, &on);
         }
