@@ -9,7 +9,10 @@
    ratio, so the noisy shared machine affects all modes alike.
 2. Sightings per second userspace takes without loss: UDP requests through the
    same path at rising rates while flowviz follows them (correlating and
-   writing JSON to /dev/null); for each rate the delivered and lost counts.
+   writing JSON to /dev/null); for each rate the delivered and lost counts and
+   the flows the kernel shed. Twice: all requests from one socket (one flow:
+   followed whole, so past capacity sightings are lost), and a new socket per
+   request (a new flow each: past half the ring new flows are shed, nothing lost).
 3. Attach to ready: from starting ``flowviz follow`` to its "following" line, with the
    program compiled by clang (FLOWVIZ_CACHE_DIR=off) and kept from an earlier start.
 
@@ -119,28 +122,33 @@ SENDER = """
 import socket, sys, time
 from flowviz.netns import entered
 rate, seconds, ns, addr, port = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+each = sys.argv[6] == "each"   # a socket (a new flow) per request, made in the namespace
 with entered(ns):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setblocking(False)
-n, t0, payload = 0, time.perf_counter(), b"flowviz bench\\n"
-while True:
-    now = time.perf_counter() - t0
-    if now >= seconds:
-        break
-    due = int(now * rate)
-    while n < due:
-        try:
-            s.sendto(payload, (addr, port))
-        except BlockingIOError:
-            pass
-        n += 1
+    s.setblocking(False)
+    n, t0, payload = 0, time.perf_counter(), b"flowviz bench\\n"
+    while True:
+        now = time.perf_counter() - t0
+        if now >= seconds:
+            break
+        due = int(now * rate)
+        while n < due:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if each else s
+            try:
+                sock.sendto(payload, (addr, port))
+            except (BlockingIOError, OSError):
+                pass
+            if each:
+                sock.close()
+            n += 1
 print(n, time.perf_counter() - t0)
 """
 
 
-def bench_capacity(rates: list[int], seconds: float) -> None:
-    """Follow a UDP flow in this process while another process sends it; count what arrives and what
-    the ring buffer had to drop."""
+def bench_capacity(rates: list[int], seconds: float, flows: str) -> None:
+    """Follow UDP requests in this process while another process sends them (flows "one": all from
+    one socket, one flow; "each": a socket, so a new flow, per request); count what arrives, what
+    the ring buffer had to drop, and the flows the kernel shed."""
     from flowviz.correlate import Correlator
     from flowviz.filter import FlowFilter
     from flowviz.pipeline import Pipeline, tune_gc
@@ -149,9 +157,10 @@ def bench_capacity(rates: list[int], seconds: float) -> None:
 
     tune_gc()   # as the CLI does
     flt = FlowFilter(dport=SWARM.port, proto="udp")
-    print(f"sightings/s userspace takes (UDP requests through the path from another process, {seconds:g} s per "
-          f"rate; correlated and written as JSON to /dev/null):")
-    print(f"  {'requests/s sent':>16} {'sightings/s':>12} {'lost':>8}")
+    which = "one flow" if flows == "one" else "a new flow per request"
+    print(f"sightings/s userspace takes (UDP requests through the path from another process, {which}, "
+          f"{seconds:g} s per rate; correlated and written as JSON to /dev/null):")
+    print(f"  {'requests/s sent':>16} {'sightings/s':>12} {'lost':>8} {'shed flows':>11}")
     best = 0.0
     for rate in rates:
         src = LiveSource(flt)
@@ -159,7 +168,7 @@ def bench_capacity(rates: list[int], seconds: float) -> None:
         out = JsonLinesWriter(open(os.devnull, "w"))
         try:
             sender = subprocess.Popen([sys.executable, "-c", SENDER, str(rate), str(seconds), SWARM.netns,
-                                       SWARM.addr, str(SWARM.port)], stdout=subprocess.PIPE, text=True)
+                                       SWARM.addr, str(SWARM.port), flows], stdout=subprocess.PIPE, text=True)
             t0 = time.perf_counter()
             drain_until = None
 
@@ -174,13 +183,13 @@ def bench_capacity(rates: list[int], seconds: float) -> None:
             counted = src.delivered
             elapsed = time.perf_counter() - t0
             sent, send_time = sender.stdout.read().split()
-            lost = src.lost
+            lost, shed = src.lost, src.shed
         finally:
             src.close()
         rate_in = counted / elapsed
         if lost == 0:
             best = max(best, rate_in)
-        print(f"  {int(sent) / float(send_time):>16,.0f} {rate_in:>12,.0f} {lost:>8,}")
+        print(f"  {int(sent) / float(send_time):>16,.0f} {rate_in:>12,.0f} {lost:>8,} {shed:>11,}")
     print(f"  sustained without loss: {best:,.0f} sightings/s")
 
 
@@ -206,7 +215,8 @@ def main() -> int:
             ATTACH_S.clear()
             bench_attach(args.starts)
             bench_throughput(args.rounds, args.seconds)
-            bench_capacity([int(r) for r in args.rates.split(",")], 2.0)
+            for flows in ("one", "each"):
+                bench_capacity([int(r) for r in args.rates.split(",")], 2.0, flows)
     finally:
         if brought_up:
             down(quiet=True)
