@@ -80,13 +80,27 @@ def _fix_mtu(undo: dict) -> None:
         _set_mtu(d["ns"], d["dev"], d["mtu"])
 
 
+def _learning(ns: str, dev: str) -> bool:
+    link = json.loads(run_in(ns, "ip", "-d", "-j", "link", "show", "dev", dev).stdout or "[{}]")[0]
+    return bool(link.get("linkinfo", {}).get("info_data", {}).get("learning", True))
+
+
+def _set_learning(ns: str, dev: str, on: bool) -> None:
+    run_in(ns, "ip", "link", "set", "dev", dev, "type", "vxlan", "learning" if on else "nolearning")
+
+
 def _break_fdb() -> dict:
+    # learning off first: any packet from the other node (a late FIN, an ARP probe) would otherwise
+    # teach vxlan0 the way back before the followed request is sent
+    learning = _learning(OV1, "vxlan0")
+    if learning:
+        _set_learning(OV1, "vxlan0", False)
     entries = [e for e in _fdb(OV1, "vxlan0") if e.get("dst")]
     for e in entries:
         run_in(OV1, "bridge", "fdb", "del", e["mac"], "dev", "vxlan0", "dst", e["dst"])
     # what the kernel learned comes back by itself; only what was configured is put back
-    return {"entries": [{"mac": e["mac"], "dst": e["dst"]} for e in entries
-                        if "permanent" in (e.get("state") or "permanent")]}
+    return {"learning": learning, "entries": [{"mac": e["mac"], "dst": e["dst"]} for e in entries
+                                              if "permanent" in (e.get("state") or "permanent")]}
 
 
 def _fix_fdb(undo: dict) -> None:
@@ -94,6 +108,8 @@ def _fix_fdb(undo: dict) -> None:
     for e in undo["entries"]:
         if (e["mac"], e["dst"]) not in have:
             run_in(OV1, "bridge", "fdb", "append", e["mac"], "dev", "vxlan0", "dst", e["dst"])
+    if undo.get("learning", True):
+        _set_learning(OV1, "vxlan0", True)
 
 
 def _break_mark() -> dict:
@@ -138,7 +154,7 @@ FAULTS: dict[str, Fault] = {
                  "refused it at 1450 (PKT_TOO_BIG), and only node1's vxlan0 finds that 1500 + 50 bytes do not fit "
                  "the wire: it turns it back as ICMP 'fragmentation needed'",
                  _break_mtu, _fix_mtu),
-    "fdb": Fault("node1's vxlan0 forgets where VNI 4096's other node is (its FDB entries are deleted)",
+    "fdb": Fault("node1's vxlan0 forgets where VNI 4096's other node is (its FDB entries are deleted, and it learns none back)",
                  "the request reaches vxlan0 and is dropped there: VXLAN has no remote to send it to",
                  _break_fdb, _fix_fdb),
     "mark": Fault("ingress_sbox's mangle rule that marks the published port 0x11e is removed",
