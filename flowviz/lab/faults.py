@@ -154,7 +154,8 @@ FAULTS: dict[str, Fault] = {
                  "refused it at 1450 (PKT_TOO_BIG), and only node1's vxlan0 finds that 1500 + 50 bytes do not fit "
                  "the wire: it turns it back as ICMP 'fragmentation needed'",
                  _break_mtu, _fix_mtu),
-    "fdb": Fault("node1's vxlan0 forgets where VNI 4096's other node is (its FDB entries are deleted, and it learns none back)",
+    "fdb": Fault("node1's vxlan0 forgets where VNI 4096's other node is "
+                 "(its FDB entries are deleted, and it learns none back)",
                  "the request reaches vxlan0 and is dropped there: VXLAN has no remote to send it to",
                  _break_fdb, _fix_fdb),
     "mark": Fault("ingress_sbox's mangle rule that marks the published port 0x11e is removed",
