@@ -65,3 +65,16 @@ def test_a_recording_keeps_the_mark(tmp_path):
     src = ReplaySource([rec.path])
     again = list(Correlator(topology=src.topology).run(src.events()))
     assert len(again) == 1 and again[0].incomplete
+
+
+def test_the_status_line_shows_shed_flows_apart_from_lost_sightings():
+    from flowviz.sources import SourceStatus
+    from flowviz.tui.panels import status_text
+
+    def line(**counts):
+        st = SourceStatus("live", "6 raw tracepoints", events=100, **counts)
+        return status_text(st, filter_text="dport 20229", playing=True, speed=4.0, follow=True, held=3,
+                           finished=False, problems=[]).plain
+    assert "lost 0" in line() and "shed" not in line()
+    both = line(lost=7, shed=3)
+    assert "lost 7" in both and "shed 3 flows" in both
