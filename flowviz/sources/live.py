@@ -233,9 +233,6 @@ class LiveSource:
                 self._attach()
                 self.compiled = "cache"
                 return
-            except MissingFeature:   # what the kernel offers (FLOWVIZ_TRACEPOINTS=raw refused): not the entry's fault
-                self.close()
-                raise
             except Exception as e:   # the kernel refused what was kept: forget it, compile as if it were not there
                 self.close()
                 self.notices.clear()

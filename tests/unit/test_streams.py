@@ -80,7 +80,10 @@ def test_journeys_come_out_while_the_writer_is_still_writing(swarm_pcap):
 def test_a_fifo_nobody_writes_to_can_be_interrupted(tmp_path):
     fifo = tmp_path / "idle.fifo"
     os.mkfifo(fifo)
-    p = subprocess.Popen(_flowviz_argv("replay", str(fifo)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # SIGINT as a terminal delivers it: a shell's background job (a CI runner's, say) starts with it
+    # ignored, and Python keeps an inherited ignore, rightly
+    p = subprocess.Popen(_flowviz_argv("replay", str(fifo)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # interrupt it where it waits for a writer (the kernel says so), not while Python is still starting
     end = time.monotonic() + 60
     while _wchan(p.pid) != "wait_for_partner" and p.poll() is None and time.monotonic() < end:
