@@ -17,6 +17,11 @@
 #define FV_HOOK_FREE 5          /* tracepoint skb:consume_skb: end of life, not a drop */
 
 #define FV_EV_GAP 1
+#define FV_EV_COMPACT 2         /* the skb's headers are those of its previous event: no data[] sent */
+
+/* A record is either the whole struct fv_event, or (a consume_skb sighting, which
+ * copies no bytes, or an FV_EV_COMPACT one) only its first FV_EVENT_HEAD bytes. */
+#define FV_EVENT_HEAD 64
 
 struct fv_event {
     __u64 ts_ns;                /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -31,10 +36,11 @@ struct fv_event {
     __u8 hook;                  /* FV_HOOK_* */
     __u8 l2;                    /* 1: data[] starts with an Ethernet header, 0: with the IP header */
     __u8 nnotes;                /* struct fv_note records after this one (struct fv_event_noted) */
-    __u8 flags;                 /* FV_EV_GAP: a sighting of this skb since its last event was lost */
+    __u8 flags;                 /* FV_EV_GAP: a sighting of this skb since its last event was lost;
+                                 * FV_EV_COMPACT: data[] not sent, unchanged since the last event */
     __u8 pad[2];
     char ifname[16];            /* skb->dev->name */
-    __u8 data[FV_SNAP];
+    __u8 data[FV_SNAP];         /* from byte FV_EVENT_HEAD on */
 };
 
 /* Annotations from the optional kprobe hooks (bpf/fv_hooks.h): what a kernel

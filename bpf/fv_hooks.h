@@ -8,7 +8,7 @@
  * attaches the programs below by name.
  *
  * A hook only annotates: for a followed skb (in fv_tracked) it appends a
- * struct fv_note to fv_notes; the skb's next sighting (fv_reserve) sends the
+ * struct fv_note to fv_notes; the skb's next sighting (fv_send) sends the
  * notes along with it and removes the entry. Kernel functions, from reading
  * Linux 6.1 (net/netfilter/ipvs, drivers/net/vxlan, net/bridge,
  * net/netfilter/nf_nat_core.c):
@@ -35,7 +35,7 @@ struct fv_pending {
 };
 
 /* Notes waiting for their skb's next sighting. Added by the hooks below,
- * removed by that sighting (fv_reserve) or the skb's end; an LRU in case
+ * removed by that sighting (fv_send) or the skb's end; an LRU in case
  * neither comes. */
 BPF_TABLE("lru_hash", __u64, struct fv_pending, fv_notes, 4096);
 
@@ -72,28 +72,28 @@ static __always_inline struct fv_note *fv_note_slot(__u64 key, __u8 kind)
 }
 
 /* The event for a sighting: with the skb's pending notes when it has some. */
-static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
+/* Send a sighting (filled in at src): with the skb's pending notes, whole, when it has some;
+ * else as fv_send_plain does. 0: the ring buffer had no room. */
+static __always_inline int fv_send(__u64 key, __u8 hook, struct fv_event *src, int head_only)
 {
     struct fv_pending *p = fv_notes.lookup(&key);
     if (p && hook != FV_HOOK_FREE) {
         struct fv_event_noted *x = fv_events.ringbuf_reserve(sizeof(struct fv_event_noted));
         if (x) {
             fv_reserved(sizeof(struct fv_event_noted));
+            __builtin_memcpy(&x->e, src, sizeof(struct fv_event));
+            x->e.flags &= ~FV_EV_COMPACT;
             __u32 c = p->count;
             x->e.nnotes = c > FV_MAX_NOTES ? FV_MAX_NOTES : c;
             bpf_probe_read_kernel(x->notes, sizeof(x->notes), p->n);
+            fv_events.ringbuf_submit(x, 0);
         }
         fv_notes.delete(&key);
-        return x ? &x->e : 0;
+        return x != 0;
     }
     if (p)
         fv_notes.delete(&key);   /* the skb ends: its notes explain nothing now */
-    struct fv_event *e = fv_events.ringbuf_reserve(sizeof(struct fv_event));
-    if (e) {
-        e->nnotes = 0;
-        fv_reserved(sizeof(struct fv_event));
-    }
-    return e;
+    return fv_send_plain(src, head_only);
 }
 
 #ifdef FV_HOOK_IPVS

@@ -51,6 +51,7 @@ BPF_RINGBUF_OUTPUT(fv_events, FV_RINGBUF_PAGES);
 #define FV_TRK_GAP 2
 #define FV_TRK_REFUSED 4
 struct fv_trk {
+    __u64 hdr;                  /* fv_hash of the bytes its last event carried; 0: none sent */
     __u32 ident;                /* fv_ident of the packet; 0: not known (no filter: nothing parsed) */
     __u8 flags;
     __u8 pad[3];
@@ -288,20 +289,56 @@ static __always_inline int fv_port_seen(struct fv_level *l)
     return pb && *pb;
 }
 
+/* The event is filled in here first (fv_fill), then sent whole or only its head: too large
+ * for the BPF stack. */
+BPF_PERCPU_ARRAY(fv_scratch_event, struct fv_event, 1);
+
+/* Send the sighting filled in at src: all of it, or its first FV_EVENT_HEAD bytes (head_only: no
+ * bytes, or the same bytes as the skb's previous event). 0: the ring buffer had no room. */
+static __always_inline int fv_send_plain(struct fv_event *src, int head_only)
+{
+    if (head_only) {
+        void *h = fv_events.ringbuf_reserve(FV_EVENT_HEAD);
+        if (!h)
+            return 0;
+        fv_reserved(FV_EVENT_HEAD);
+        __builtin_memcpy(h, src, FV_EVENT_HEAD);
+        fv_events.ringbuf_submit(h, 0);
+        return 1;
+    }
+    struct fv_event *e = fv_events.ringbuf_reserve(sizeof(struct fv_event));
+    if (!e)
+        return 0;
+    fv_reserved(sizeof(struct fv_event));
+    __builtin_memcpy(e, src, sizeof(struct fv_event));
+    fv_events.ringbuf_submit(e, 0);
+    return 1;
+}
+
 #ifdef FV_HOOKS
 #include "fv_hooks.h"
 #else
 /* No optional hooks compiled in: every event is a plain one. */
-static __always_inline struct fv_event *fv_reserve(__u64 key, __u8 hook)
+static __always_inline int fv_send(__u64 key, __u8 hook, struct fv_event *src, int head_only)
 {
-    struct fv_event *e = fv_events.ringbuf_reserve(sizeof(struct fv_event));
-    if (e) {
-        e->nnotes = 0;
-        fv_reserved(sizeof(struct fv_event));
-    }
-    return e;
+    return fv_send_plain(src, head_only);
 }
 #endif
+
+/* A 64-bit hash of the bytes an event carries (never 0): equal hashes at two sightings of one
+ * skb say its headers did not change between them. */
+static __always_inline __u64 fv_hash(struct fv_event *e)
+{
+    __u64 h = 0xcbf29ce484222325ULL ^ e->caplen ^ ((__u64)e->l2 << 16);
+    __u64 *w = (__u64 *)e->data;
+#pragma unroll
+    for (int i = 0; i < FV_SNAP / 8; i++) {
+        h ^= w[i];
+        h *= 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    return h | 1;
+}
 
 /* What a sighting reads of the skb and its device, in three steps, so that a packet the
  * filter does not want costs only the first: the headers' place (fv_read_hdr), the linear data
@@ -509,6 +546,7 @@ static __always_inline void fv_fill(struct fv_event *e, __u64 key, __u8 hook, __
     e->cpu = bpf_get_smp_processor_id();
     e->hook = hook;
     e->ifname[0] = 0;
+    __builtin_memset(e->data, 0, FV_SNAP);   /* fv_hash reads all of it */
     if (s->dev)
         bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), s->dev + FV_DEV_NAME);
 
@@ -538,17 +576,57 @@ static __always_inline void fv_fill(struct fv_event *e, __u64 key, __u8 hook, __
     e->caplen = n;
 }
 
+/* Fill in the sighting and send it: compact (FV_EV_COMPACT, no bytes) when its bytes hash as the
+ * skb's last event's did (prev). The skb's entry keeps this event's hash, or the gap when the
+ * ring buffer had no room (fv_lost counts it). */
+static __always_inline int fv_report(__u64 key, __u8 hook, __u32 reason, struct fv_skb *s, __u8 gap, __u64 prev,
+                                     int ending)
+{
+    __u32 zero = 0;
+    struct fv_event *e = fv_scratch_event.lookup(&zero);
+    if (!e)
+        return 0;
+    fv_fill(e, key, hook, reason, s);
+    e->nnotes = 0;
+    e->flags = gap ? FV_EV_GAP : 0;
+    __u64 hash = e->caplen ? fv_hash(e) : 0;
+#ifndef FV_NO_COMPACT
+    if (hash && hash == prev && !gap)
+        e->flags |= FV_EV_COMPACT;
+#endif
+    int sent = fv_send(key, hook, e, (e->flags & FV_EV_COMPACT) || !e->caplen);
+    if (!sent) {
+        __u64 *lost = fv_lost.lookup(&zero);
+        if (lost)
+            (*lost)++;
+    }
+    if (ending)
+        return 0;
+    struct fv_trk *now = fv_tracked.lookup(&key);
+    if (now) {
+        if (sent) {
+            now->hdr = hash;
+        } else {
+            now->flags |= FV_TRK_GAP;
+            now->hdr = 0;
+        }
+    }
+    return 0;
+}
+
 static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
 {
     __u64 key = (__u64)skb;
     struct fv_trk *t = fv_tracked.lookup(&key);
     __u8 gap = 0;
+    __u64 prev = 0;             /* fv_hash of the bytes the skb's last event carried */
     int ending = hook == FV_HOOK_DROP || hook == FV_HOOK_FREE;
     struct fv_skb s = {};
     if (ending) {
         if (!t)
             return 0;           /* only followed packets report their end */
         __u8 flags = t->flags;
+        prev = t->hdr;
         fv_tracked.delete(&key);
         if (flags & FV_TRK_REFUSED)
             return 0;
@@ -570,30 +648,15 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
             return 0;
         }
         gap = t ? (t->flags & FV_TRK_GAP) : 0;
+        prev = t ? t->hdr : 0;
         if (!t || gap || (ident && t->ident != ident)) {   /* tracked from now on; this event reports the gap */
             struct fv_trk on = {.ident = ident, .flags = 1};
             fv_tracked.update(&key, &on);
+            prev = 0;
         }
     }
-
     fv_read_rest(&s);
-    struct fv_event *e = fv_reserve(key, hook);
-    if (!e) {
-        __u32 zero = 0;
-        __u64 *lost = fv_lost.lookup(&zero);
-        if (lost)
-            (*lost)++;
-        if (!ending) {
-            struct fv_trk *now = fv_tracked.lookup(&key);
-            if (now)
-                now->flags |= FV_TRK_GAP;
-        }
-        return 0;
-    }
-    fv_fill(e, key, hook, reason, &s);
-    e->flags = gap ? FV_EV_GAP : 0;
-    fv_events.ringbuf_submit(e, 0);
-    return 0;
+    return fv_report(key, hook, reason, &s, gap, prev, ending);
 }
 
 int fv_rx(void *ctx)

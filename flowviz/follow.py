@@ -135,7 +135,8 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
         if mode == "json":   # the last line: what the whole follow saw and lost
             shed, sampled_out = source.refused
             out.out.write(f'{{"type": "summary", "journeys": {pipeline.taken}, "incomplete": {tally.count}, '
-                          f'"lost": {source.lost}, "shed": {shed}, "sampled_out": {sampled_out}}}\n')
+                          f'"lost": {source.lost}, "shed": {shed}, "sampled_out": {sampled_out}, '
+                          f'"sightings": {source.delivered}, "compact": {source.compact}}}\n')
         out.close()
     if tally.count:
         print(f"flowviz: {tally.count} of {pipeline.taken} journeys are marked incomplete", file=sys.stderr)

@@ -28,6 +28,11 @@ FV_EVENT = struct.Struct("<QQ6IHBBBB2s16s128s")
 FV_EVENT_FIELDS = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
                    "nnotes", "flags", "pad", "ifname", "data")
 FV_EV_GAP = 1
+FV_EV_COMPACT = 2
+#: the head of struct fv_event, all a record holds when it carries no bytes (FV_EVENT_HEAD)
+FV_HEAD = struct.Struct("<QQ6IHBBBB2s16s")
+#: bytes of compact sightings' skbs kept, at most: more than fv_tracked (65536) can have followed at once
+SNAPS_MAX = 1 << 17
 
 #: hook number → (tracepoint name shown to people, direction)
 HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
@@ -152,6 +157,8 @@ def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str, sample:
            f"-I{bpf_dir()}"]
     if sample > 1:
         cf.append(f"-DFV_SAMPLE={sample}")
+    if os.environ.get("FLOWVIZ_COMPACT", "1") == "0":   # every sighting with its bytes (the tests compare)
+        cf.append("-DFV_NO_COMPACT")
     return cf + filter_cflags(flt, netns_inode)
 
 
@@ -209,6 +216,8 @@ class LiveSource:
         self.hooks_attached: list[str] = []
         self.notices: list[str] = []
         self.delivered = 0
+        self.compact = 0                 #: sightings sent without their bytes (unchanged since the skb's last)
+        self._snaps: dict[int, bytes] = {}   #: skb → the bytes of its last sighting
         self._pending: list[HopEvent] = []
         self._stopped = False
         self._lost = 0
@@ -301,14 +310,21 @@ class LiveSource:
 
     # the one place a kernel record becomes the model
     def convert(self, raw: bytes) -> HopEvent:
-        (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, flags, _pad, ifname,
-         data) = FV_EVENT.unpack_from(raw)
+        if len(raw) >= FV_EVENT.size:
+            (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, flags, _pad, ifname,
+             data) = FV_EVENT.unpack_from(raw)
+            data = data[:caplen]
+        else:
+            (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, flags, _pad,
+             ifname) = FV_HEAD.unpack_from(raw)
+            data = b""
         hook_name, direction = HOOKS.get(hook, ("?", None))
+        data, flags = self._bytes_of(skb, data, flags, direction in (DROP, FREE))
         return HopEvent(
             ts_ns=ts + self._wall_offset,
             ifname=ifname.split(b"\0", 1)[0].decode("utf-8", "replace") or "?",
             dir=direction,
-            data=data[:caplen],
+            data=data,
             linktype=LINKTYPE_ETHERNET if l2 else LINKTYPE_RAW,
             length=length,
             netns=self.names.name(netns) if netns else None,
@@ -323,6 +339,24 @@ class LiveSource:
             notes=hooks.convert_notes(raw, FV_EVENT.size, nnotes) if nnotes else (),
             gap=bool(flags & FV_EV_GAP),
         )
+
+    def _bytes_of(self, skb: int, data: bytes, flags: int, ending: bool) -> tuple[bytes, int]:
+        """A compact sighting's bytes are its skb's previous event's (the kernel found them unchanged);
+        a sighting with bytes is kept for the next. Without them (never, unless more skbs were
+        followed at once than are kept) it is sent on without bytes, marked as after a gap."""
+        snaps = self._snaps
+        if flags & FV_EV_COMPACT:
+            self.compact += 1
+            kept = snaps.pop(skb, None) if ending else snaps.get(skb)
+            return (kept, flags) if kept is not None else (b"", flags | FV_EV_GAP)
+        if ending:
+            snaps.pop(skb, None)
+        elif data:
+            snaps.pop(skb, None)   # the most recent last, the oldest first out
+            snaps[skb] = data
+            if len(snaps) > SNAPS_MAX:
+                del snaps[next(iter(snaps))]
+        return data, flags
 
     def _on_event(self, _ctx, data, size) -> None:
         self._pending.append(self.convert(ctypes.string_at(data, size)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import signal
 import stat
@@ -434,3 +436,40 @@ def test_sample_follows_one_in_n_new_flows_whole_and_counts_the_rest(swarm_lab):
     for js in flows.values():   # each picked flow: its request and the reply to it
         assert sorted(j["reply_to"] is None for j in js) == [False, True], js
     assert f"{s['sampled_out']} new flows were left out by --sample 3" in f.stderr
+
+
+def _comparable(f, journey, port: int) -> list:
+    """A journey's hops without what differs from one request to the next (times, skb addresses, the
+    client's port and the tunnel's source port, a hash of it), as text."""
+    hops = f.hops(journey["packet"])
+    tunnel = {h["sport"] for h in hops if h["vni"] is not None} | {h["dport"] for h in hops if h["vni"] is not None}
+    out = []
+    for h in hops:
+        h = {k: v for k, v in h.items() if k not in ("ts_ns", "dt_ns", "skb", "packet", "netns_id", "ifindex")}
+        text = json.dumps(h, sort_keys=True).replace(str(port), "PORT")
+        for p in tunnel - {4789}:
+            text = text.replace(str(p), "TUNNEL_PORT")
+        out.append(text)
+    return out
+
+
+def test_compact_sightings_give_the_same_journeys(swarm_lab, monkeypatch):
+    """A sighting whose bytes did not change since the skb's last is sent without them and rebuilt from
+    that one: the journeys, hop for hop, are those of the follow that sends every sighting whole."""
+    seen = {}
+    for compact in ("1", "0"):
+        monkeypatch.setenv("FLOWVIZ_COMPACT", compact)
+        with following("--dport", "20229", "--json") as f:
+            assert one_request(SWARM, "tcp", timeout=3) is not None
+            time.sleep(1.5)
+        assert f.returncode == 0, f.stderr
+        summary = [o for o in f.objects() if o["type"] == "summary"][-1]
+        syn = min(request_journeys(f.journeys()), key=lambda j: j["start_ns"])
+        reply = min((j for j in f.journeys() if j["reply_to"] == syn["packet"]), key=lambda j: j["start_ns"])
+        port = f.hops(syn["packet"])[0]["sport"]
+        seen[compact] = (summary, _comparable(f, syn, port), _comparable(f, reply, port))
+    (compact, *journeys), (whole, *again) = seen["1"], seen["0"]
+    assert whole["compact"] == 0 and 0 < compact["compact"] < compact["sightings"], (compact, whole)
+    for mine, theirs in zip(journeys, again):
+        assert mine == theirs, "\n".join(difflib.unified_diff(theirs, mine, "whole", "compact", lineterm=""))
+    assert len(journeys[0]) > 10

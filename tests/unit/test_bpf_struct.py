@@ -30,3 +30,12 @@ def test_python_mirror_matches_the_header():
     assert struct.calcsize(fmt) == FV_EVENT.size
     pattern = bytes(range(256))[: FV_EVENT.size]
     assert struct.unpack(fmt, pattern) == FV_EVENT.unpack(pattern)
+
+
+def test_the_head_of_a_record_is_the_events_fields_before_its_bytes():
+    from flowviz.sources.live import FV_HEAD
+    text = (resources.files("flowviz.bpf") / "fv_events.h").read_text()
+    head = int(re.search(r"#define FV_EVENT_HEAD (\d+)", text).group(1))
+    assert FV_HEAD.size == head == FV_EVENT.size - int(re.search(r"#define FV_SNAP (\d+)", text).group(1))
+    pattern = bytes(range(256))[: FV_EVENT.size]
+    assert FV_HEAD.unpack_from(pattern) == FV_EVENT.unpack(pattern)[:-1]

@@ -78,3 +78,21 @@ def test_the_status_line_shows_shed_flows_apart_from_lost_sightings():
     assert "lost 0" in line() and "shed" not in line()
     both = line(lost=7, shed=3)
     assert "lost 7" in both and "shed 3 flows" in both
+
+
+def test_a_compact_sighting_takes_its_skbs_last_bytes():
+    """The kernel sends a sighting whose bytes did not change without them; the live source gives it
+    the skb's last bytes, forgets them at its end, and, had it none, marks the gap."""
+    from flowviz.sources.live import FV_EV_COMPACT, FV_EV_GAP, SNAPS_MAX, LiveSource
+
+    src = LiveSource.__new__(LiveSource)   # the bookkeeping alone, nothing attached
+    src.compact, src._snaps = 0, {}
+    assert src._bytes_of(1, b"frame", 0, False) == (b"frame", 0)
+    assert src._bytes_of(1, b"", FV_EV_COMPACT, False) == (b"frame", FV_EV_COMPACT)
+    assert src._bytes_of(1, b"other", 0, False) == (b"other", 0)
+    assert src._bytes_of(1, b"", FV_EV_COMPACT, True) == (b"other", FV_EV_COMPACT)   # its end: forgotten
+    assert src._bytes_of(1, b"", FV_EV_COMPACT, False) == (b"", FV_EV_COMPACT | FV_EV_GAP)
+    assert src.compact == 3 and src._snaps == {}
+    for skb in range(SNAPS_MAX + 10):
+        src._bytes_of(skb, b"x", 0, False)
+    assert len(src._snaps) == SNAPS_MAX and 0 not in src._snaps and SNAPS_MAX + 9 in src._snaps
