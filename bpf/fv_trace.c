@@ -469,6 +469,30 @@ static __always_inline __u32 fv_ident(struct fv_skb *s, struct fv_level *l)
 }
 #endif
 
+/* A packet is admitted or refused once, though the kernel may hand it on in another sk_buff
+ * with a tuple no earlier sighting showed (real IPVS in ingress_sbox, Debian's 6.1: the request
+ * is untracked between the sandbox's two ends, its tuple rewritten). Its identity keeps the
+ * decision for FV_DECIDED_NS; a second decision would count it twice, and could follow half of
+ * it. (Two packets of one identity within that time share a decision: a flow not counted.) */
+#define FV_DECIDED_NS 1000000000ULL
+struct fv_decision {
+    __u64 ts;
+    __u8 refused;
+    __u8 pad[7];
+};
+BPF_TABLE("lru_hash", __u32, struct fv_decision, fv_decided, 4096);
+
+static __always_inline int fv_decide(__u32 ident)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct fv_decision *was = fv_decided.lookup(&ident);
+    if (was && now - was->ts < FV_DECIDED_NS)
+        return was->refused;
+    struct fv_decision d = {.ts = now, .refused = !fv_admit()};
+    fv_decided.update(&ident, &d);
+    return d.refused;
+}
+
 /* Is this sighting followed? 1: yes; 0: no; FV_REFUSE: it belongs to a flow
  * not followed (shed or sampled out). A tracked skb is (refused: still not),
  * unless its identity shows another packet at the same address; an untracked
@@ -517,9 +541,9 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
             refused = *known == FV_FLOW_REFUSED;
         else if (!fv_hit(s, &outer, &inner, levels, inner_l2))
             return 0;
-        else
-            refused = !fv_admit();
         *ident = fv_ident(s, last);
+        if (!known)
+            refused = fv_decide(*ident);
     }
     if (levels) {
         if (refused)
