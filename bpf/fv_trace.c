@@ -58,6 +58,27 @@ struct fv_trk {
 };
 BPF_TABLE("lru_hash", __u64, struct fv_trk, fv_tracked, 65536);
 
+/* [0] is 1 once an skb was entered in fv_tracked (never cleared): until then every hook knows,
+ * from an array read instead of a hash lookup, that no skb is followed (the cost of a filter that
+ * has matched nothing yet; consume_skb and the socket-read hook fire for every skb there is). */
+BPF_ARRAY(fv_any_tracked, __u8, 1);
+
+static __always_inline int fv_none_tracked(void)
+{
+    __u32 zero = 0;
+    __u8 *any = fv_any_tracked.lookup(&zero);
+    return !any || !*any;
+}
+
+static __always_inline void fv_track(__u64 key, struct fv_trk *v)
+{
+    __u32 zero = 0;
+    fv_tracked.update(&key, v);
+    __u8 *any = fv_any_tracked.lookup(&zero);
+    if (any && !*any)
+        *any = 1;
+}
+
 struct fv_flow {
     __u64 x[2], y[2];           /* the two endpoints' addresses, lower one first */
     __u16 px, py;               /* their ports */
@@ -158,10 +179,24 @@ struct fv_level {
 /* Parse an IP header at p (ethertype etype, host order); *l4 gets the transport header. */
 static __always_inline int fv_l3(unsigned char *p, __u16 etype, struct fv_level *l, unsigned char **l4)
 {
+    __u16 ports[2] = {};
+    int have_ports = 0;
     if (etype == 0x0800) {
-        struct fv_ip4 ip = {};
-        if (bpf_probe_read_kernel(&ip, sizeof(ip), p) != 0 || (ip.vihl >> 4) != 4)
+        struct {
+            struct fv_ip4 ip;
+            __u16 ports[2];     /* where the ports are when the header has no options: one read */
+        } h = {};
+        int whole = bpf_probe_read_kernel(&h, sizeof(h), p) == 0;
+        if (!whole && bpf_probe_read_kernel(&h.ip, sizeof(h.ip), p) != 0)
             return 0;
+        struct fv_ip4 ip = h.ip;
+        if ((ip.vihl >> 4) != 4)
+            return 0;
+        if (whole && (ip.vihl & 0x0f) == 5) {
+            ports[0] = h.ports[0];
+            ports[1] = h.ports[1];
+            have_ports = 1;
+        }
         l->proto = ip.protocol;
         l->a[0] = ip.saddr;
         l->b[0] = ip.daddr;
@@ -188,8 +223,7 @@ static __always_inline int fv_l3(unsigned char *p, __u16 etype, struct fv_level 
     }
     l->l4 = *l4;
     if (l->proto == 6 || l->proto == 17 || l->proto == 132) {
-        __u16 ports[2] = {};
-        if (bpf_probe_read_kernel(ports, sizeof(ports), *l4) == 0) {
+        if (have_ports || bpf_probe_read_kernel(ports, sizeof(ports), *l4) == 0) {
             l->sport = FV_NTOHS(ports[0]);
             l->dport = FV_NTOHS(ports[1]);
             l->ports = 1;
@@ -365,24 +399,45 @@ static __always_inline void fv_read_dev(struct fv_skb *s)
     }
 }
 
+#ifdef FV_SKB_SPAN_START
+/* protocol, network_header, mac_header, head and data lie within FV_SKB_SPAN_LEN bytes (live.py
+ * checked, and that each is aligned): one read takes them all. */
+#define FV_SPAN_GET(dst, span, off) __builtin_memcpy(&(dst), (char *)(span) + ((off) - FV_SKB_SPAN_START), sizeof(dst))
+#endif
+
 static __always_inline void fv_read_hdr(void *skb, struct fv_skb *s)
 {
     s->skb = skb;
+#ifdef FV_SKB_SPAN_START
+    __u64 span[(FV_SKB_SPAN_LEN + 7) / 8] = {};
+    if (bpf_probe_read_kernel(span, FV_SKB_SPAN_LEN, skb + FV_SKB_SPAN_START) == 0) {
+        FV_SPAN_GET(s->head, span, FV_SKB_HEAD);
+        FV_SPAN_GET(s->nh, span, FV_SKB_NETWORK_HEADER);
+        FV_SPAN_GET(s->proto, span, FV_SKB_PROTOCOL);
+        FV_SPAN_GET(s->data, span, FV_SKB_DATA);
+        FV_SPAN_GET(s->mac, span, FV_SKB_MAC_HEADER);
+        s->lin = 1;   /* data and mac read; len and data_len are fv_read_lin's */
+    }
+#else
     FV_READ(s->head, skb, FV_SKB_HEAD);
     FV_READ(s->nh, skb, FV_SKB_NETWORK_HEADER);
     FV_READ(s->proto, skb, FV_SKB_PROTOCOL);
+#endif
 #ifdef FV_NETNS
     fv_read_dev(s);
 #endif
 }
 
+/* The linear data's place and length (s->lin: 1 data and mac read, 2 all of it). */
 static __always_inline void fv_read_lin(struct fv_skb *s)
 {
-    if (s->lin)
+    if (s->lin == 2)
         return;
-    s->lin = 1;
-    FV_READ(s->data, s->skb, FV_SKB_DATA);
-    FV_READ(s->mac, s->skb, FV_SKB_MAC_HEADER);
+    if (!s->lin) {
+        FV_READ(s->data, s->skb, FV_SKB_DATA);
+        FV_READ(s->mac, s->skb, FV_SKB_MAC_HEADER);
+    }
+    s->lin = 2;
     FV_READ(s->len, s->skb, FV_SKB_LEN);
     FV_READ(s->data_len, s->skb, FV_SKB_DATA_LEN);
 }
@@ -641,7 +696,7 @@ static __always_inline int fv_report(__u64 key, __u8 hook, __u32 reason, struct 
 static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
 {
     __u64 key = (__u64)skb;
-    struct fv_trk *t = fv_tracked.lookup(&key);
+    struct fv_trk *t = fv_none_tracked() ? 0 : fv_tracked.lookup(&key);
     __u8 gap = 0;
     __u64 prev = 0;             /* fv_hash of the bytes the skb's last event carried */
     int ending = hook == FV_HOOK_DROP || hook == FV_HOOK_FREE;
@@ -665,7 +720,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         if (want != 1) {
             if (want == FV_REFUSE && !t) {   /* its later sightings are not followed either */
                 struct fv_trk no = {.ident = ident, .flags = 1 | FV_TRK_REFUSED};
-                fv_tracked.update(&key, &no);
+                fv_track(key, &no);
             } else if (stale) {
                 fv_tracked.delete(&key);
             }
@@ -675,7 +730,7 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         prev = t ? t->hdr : 0;
         if (!t || gap || (ident && t->ident != ident)) {   /* tracked from now on; this event reports the gap */
             struct fv_trk on = {.ident = ident, .flags = 1};
-            fv_tracked.update(&key, &on);
+            fv_track(key, &on);
             prev = 0;
         }
     }
@@ -744,7 +799,8 @@ int fv_free_raw(void *ctx)
 static __always_inline int fv_delivered(void *skb)
 {
     __u64 key = (__u64)skb;
-    fv_tracked.delete(&key);
+    if (!fv_none_tracked())
+        fv_tracked.delete(&key);
     return 0;
 }
 

@@ -143,9 +143,26 @@ def ringbuf_pages() -> int:
     return n
 
 
+#: sk_buff fields every sighting reads, with their sizes: where they lie within SPAN_MAX bytes of
+#: each other (they do on every kernel since the "headers" group), one read takes them all
+SPAN_FIELDS = {"SKB_PROTOCOL": 2, "SKB_NETWORK_HEADER": 2, "SKB_MAC_HEADER": 2, "SKB_HEAD": 8, "SKB_DATA": 8}
+SPAN_MAX = 64
+
+
+def span_cflags(offsets: dict[str, int]) -> list[str]:
+    """-DFV_SKB_SPAN_START/LEN when SPAN_FIELDS fit in one read of at most SPAN_MAX bytes (else none:
+    the program reads them one by one)."""
+    start = min(offsets[k] for k in SPAN_FIELDS)
+    end = max(offsets[k] + size for k, size in SPAN_FIELDS.items())
+    if end - start > SPAN_MAX or any(offsets[k] % size for k, size in SPAN_FIELDS.items()) or start % 8:
+        return []
+    return [f"-DFV_SKB_SPAN_START={start}", f"-DFV_SKB_SPAN_LEN={end - start}"]
+
+
 def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str, sample: int = 1) -> list[str]:
     from .btf import kernel_offsets
-    cf = [f"-DFV_{k}={v}" for k, v in kernel_offsets().items()]
+    offsets = kernel_offsets()
+    cf = [f"-DFV_{k}={v}" for k, v in offsets.items()] + span_cflags(offsets)
     for cat, event, _prog, macro in TRACEPOINTS:
         fmt = tracepoint_format(root, cat, event)
         cf.append(f"-D{macro}={field_offset(fmt, 'skbaddr')}")

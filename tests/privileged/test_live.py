@@ -129,7 +129,7 @@ def test_traffic_that_does_not_match_produces_nothing(swarm_lab, tmp_path):
         time.sleep(1.0)
     assert f.returncode == 0   # JSON: nothing but the summary at the end
     assert f.objects() == [{"type": "summary", "journeys": 0, "incomplete": 0, "lost": 0, "shed": 0,
-                            "sampled_out": 0}]
+                            "sampled_out": 0, "sightings": 0, "compact": 0}]
     # and no header-only recording is left behind
     assert not rec.exists() and f"nothing was followed, so {rec} was not written" in f.stderr
 
