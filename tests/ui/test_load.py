@@ -53,3 +53,24 @@ async def test_keys_still_answer_under_load(make_app):
         if app.feeder.delivered > app.max_journeys:   # the cap was reached: the oldest fifth went at once
             assert len(app.journeys) >= app.max_journeys * 4 // 5
         assert app.query_one("#journeys").row_count == len(app.journeys)
+
+
+async def test_the_oldest_rows_go_in_one_pass_and_the_list_stays_the_journeys(make_app):
+    """Past max_journeys the oldest fifth leaves the list (DataTable rows dropped in one pass, not
+    the list drawn again): the rows are the journeys held, in order, and the cursor stays on the
+    journey it was on."""
+    src = SyntheticSource(800, 4.0)   # a few journeys a batch: fewer than the list holds
+    app = make_app(source=src, correlator=Correlator(window_ns=50_000_000))
+    app.max_journeys = 40
+    async with app.run_test(size=(170, 50)) as pilot:
+        await pilot.pause(0.5)
+        t0 = time.monotonic()
+        while app.feeder.is_alive() and time.monotonic() - t0 < 60:
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
+        table = app.query_one("#journeys")
+        assert app.feeder.delivered > 3 * app.max_journeys and table.dropped_in_one_pass
+        assert [row.key.value for row in table.ordered_rows] == [str(i) for i in app.journeys]
+        assert 32 <= len(app.journeys) <= 40
+        row = table.cursor_coordinate.row
+        assert table.ordered_rows[row].key.value == str(app.current.id)
