@@ -240,13 +240,15 @@ static __always_inline int fv_parse(unsigned char *nhp, __u16 etype, struct fv_l
     if (!fv_l3(nhp, etype, outer, &l4))
         return 0;
     if (outer->proto == 17 && outer->ports && (outer->dport == 4789 || outer->dport == 8472) && l4) {
-        __u8 flags = 0;
+        struct {
+            __u8 vxlan[8];
+            __u8 eth[14];
+        } h = {};               /* the VXLAN header and the inner Ethernet header: one read */
         __u16 inner_type = 0;
         unsigned char *l4i = 0;
-        if (bpf_probe_read_kernel(&flags, 1, l4 + 8) != 0 || !(flags & 0x08))
+        if (bpf_probe_read_kernel(&h, sizeof(h), l4 + 8) != 0 || !(h.vxlan[0] & 0x08))
             return 1;
-        if (bpf_probe_read_kernel(&inner_type, 2, l4 + 16 + 12) != 0)
-            return 1;
+        __builtin_memcpy(&inner_type, &h.eth[12], 2);
         if (fv_l3(l4 + 16 + 14, FV_NTOHS(inner_type), inner, &l4i)) {
             *inner_l2 = l4 + 16;
             return 2;
@@ -383,6 +385,7 @@ struct fv_skb {
     __u32 netns, ifindex, len, data_len, mark;
     __u16 mac, nh, proto;
     __u8 lin, dev_read;
+    __u8 none_tracked;          /* fv_none_tracked() when the sighting began */
 };
 
 static __always_inline void fv_read_dev(struct fv_skb *s)
@@ -591,7 +594,8 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
 #endif
         if (!levels)
             return 0;
-        __u8 *known = fv_port_seen(last) ? fv_flows.lookup(&flow) : 0;
+        /* no followed or refused flow before anything was tracked: no lookups */
+        __u8 *known = !s->none_tracked && fv_port_seen(last) ? fv_flows.lookup(&flow) : 0;
         if (known)
             refused = *known == FV_FLOW_REFUSED;
         else if (!fv_hit(s, &outer, &inner, levels, inner_l2))
@@ -696,11 +700,13 @@ static __always_inline int fv_report(__u64 key, __u8 hook, __u32 reason, struct 
 static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
 {
     __u64 key = (__u64)skb;
-    struct fv_trk *t = fv_none_tracked() ? 0 : fv_tracked.lookup(&key);
+    int none = fv_none_tracked();
+    struct fv_trk *t = none ? 0 : fv_tracked.lookup(&key);
     __u8 gap = 0;
     __u64 prev = 0;             /* fv_hash of the bytes the skb's last event carried */
     int ending = hook == FV_HOOK_DROP || hook == FV_HOOK_FREE;
     struct fv_skb s = {};
+    s.none_tracked = none;
     if (ending) {
         if (!t)
             return 0;           /* only followed packets report their end */
