@@ -25,15 +25,18 @@ IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3   # linux/in.h: set DF, ignore the pa
 
 
 def one_request(target, proto: str, *, timeout: float = 1.0, seq: int = 0,
-                size: Optional[int] = None) -> Optional[float]:
-    """Send one request (``size`` payload bytes, else a short line); its round-trip time in seconds,
-    or None when unanswered."""
+                size: Optional[int] = None, sport: Optional[int] = None) -> Optional[float]:
+    """Send one request (``size`` payload bytes, else a short line; from port ``sport``, else one the
+    kernel picks, which may be an earlier request's); its round-trip time in seconds, or None when
+    unanswered."""
     payload = f"flowviz seq={seq}\n".encode()
     if size is not None:
         payload = payload[:size].ljust(size, b".")
     with entered(target.netns):
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
         s = socket.socket(socket.AF_INET, kind)
+        if sport is not None:
+            s.bind(("", sport))
     if size is not None and proto == "udp":
         # DF set, and the size asked for whatever path MTU was learned before: a full-size packet
         s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
@@ -44,9 +47,10 @@ def one_request(target, proto: str, *, timeout: float = 1.0, seq: int = 0,
             s.connect((target.addr, target.port))
             s.sendall(payload)
             data = s.recv(2048)
-        else:
-            s.sendto(payload, (target.addr, target.port))
-            data, _ = s.recvfrom(2048)
+        else:   # connected, as a client is: its IP IDs start at random, so two requests differ
+            s.connect((target.addr, target.port))
+            s.send(payload)
+            data = s.recv(2048)
     except OSError:
         return None
     finally:

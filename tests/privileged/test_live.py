@@ -382,16 +382,18 @@ def test_under_a_flood_new_flows_are_shed_whole_and_the_counts_add_up(swarm_lab,
     monkeypatch.setenv("FLOWVIZ_RINGBUF_PAGES", "16")
     sent = 40
     with following("--proto", "udp", "--dport", str(SWARM.port), "--json") as f:
-        assert one_request(SWARM, "udp", timeout=3, seq=999) is not None
+        assert one_request(SWARM, "udp", timeout=3, seq=999, sport=40999) is not None
         time.sleep(1.0)
         os.kill(f.proc.pid, signal.SIGSTOP)
         try:
-            answered = sum(one_request(SWARM, "udp", timeout=2, seq=i) is not None for i in range(sent))
+            # a port of its own for each request: a port the kernel picked again would be the same flow
+            answered = sum(one_request(SWARM, "udp", timeout=2, seq=i, sport=41000 + i) is not None
+                           for i in range(sent))
         finally:
             os.kill(f.proc.pid, signal.SIGCONT)
         assert answered == sent   # tracing never drops the traffic itself
         time.sleep(1.0)
-        after = [one_request(SWARM, "udp", timeout=3, seq=500 + i) for i in range(3)]
+        after = [one_request(SWARM, "udp", timeout=3, seq=500 + i, sport=41500 + i) for i in range(3)]
         assert all(r is not None for r in after)
         time.sleep(1.5)
     assert f.returncode == 0, f.stderr
@@ -424,7 +426,7 @@ def test_sample_follows_one_in_n_new_flows_whole_and_counts_the_rest(swarm_lab):
     sent = 30
     with following("--proto", "udp", "--dport", str(SWARM.port), "--sample", "3", "--json") as f:
         for i in range(sent):
-            assert one_request(SWARM, "udp", timeout=3, seq=i) is not None
+            assert one_request(SWARM, "udp", timeout=3, seq=i, sport=42000 + i) is not None   # a flow each
             time.sleep(0.02)
         time.sleep(1.5)
     assert f.returncode == 0, f.stderr
