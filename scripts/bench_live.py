@@ -6,7 +6,9 @@
    matches nothing, evaluated in the kernel, and attached following
    every packet (no filter) with its output going to /dev/null. Rounds are
    interleaved and the median of each mode is compared to detached, as a
-   ratio, so the noisy shared machine affects all modes alike.
+   ratio, so the noisy shared machine affects all modes alike. Then one more round
+   of each attached mode with kernel.bpf_stats_enabled on: each program's calls and
+   its own time per call (bpftool), a figure the machine's noise does not move.
 2. Sightings per second userspace takes without loss: UDP requests through the
    same path at rising rates while flowviz follows them (correlating and
    writing JSON to /dev/null); for each rate the delivered and lost counts and
@@ -22,7 +24,9 @@ Run as root; brings the lab up (and down again) if it is not up.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -30,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 
 from flowviz.lab.scenarios import TARGETS
 from flowviz.netns import entered
@@ -93,6 +98,7 @@ def bench_throughput(rounds: int, seconds: float) -> None:
                    ("tcp", "port", "9", "or", "udp", "port", "9"), tp),
                   (f"{tp}: following every packet", (), tp)]
     results: dict[str, list[float]] = {m: [] for m, _, _ in modes}
+    calls: dict[str, dict[str, list[int]]] = {m: {} for m, _, _ in modes}
     for _ in range(rounds):
         for name, args, tp in modes:
             p = start_follow(*args, tracepoints=tp) if args is not None else None
@@ -101,11 +107,65 @@ def bench_throughput(rounds: int, seconds: float) -> None:
             finally:
                 if p is not None:
                     stop_follow(p)
+    with bpf_stats():   # a round of its own: the kernel's counting costs a clock read per call
+        for name, args, tp in modes[1:]:
+            p = start_follow(*args, tracepoints=tp)
+            try:
+                throughput(seconds)
+                program_stats(calls[name])
+            finally:
+                stop_follow(p)
     base = statistics.median(results["detached"])
     print(f"TCP throughput through the full swarm ingress path ({rounds} rounds of {seconds:g} s, median):")
     for name, _, _ in modes:
         med = statistics.median(results[name])
         print(f"  {name:68} {med * 8 / 1e9:7.2f} Gbit/s   ratio {med / base:5.2f}")
+    if not any(calls.values()):
+        return
+    print("  the programs' own time per call, in one more round (kernel.bpf_stats_enabled; a program that"
+          " returns at once shows ~30 ns here):")
+    for name, _, _ in modes[1:]:
+        each = ", ".join(f"{prog} {ns // max(n, 1)} ns ({n:,})" for prog, (n, ns) in sorted(calls[name].items())
+                         if n)
+        print(f"    {name}: {each}")
+
+
+@contextmanager
+def bpf_stats():
+    """The kernel counts each BPF program's calls and time while kernel.bpf_stats_enabled is 1
+    (it costs a clock read per call); set as it was after."""
+    path = "/proc/sys/kernel/bpf_stats_enabled"
+    try:
+        with open(path) as f:
+            was = f.read().strip()
+        with open(path, "w") as f:
+            f.write("1")
+    except OSError:
+        was = None
+    try:
+        yield
+    finally:
+        if was is not None:
+            with open(path, "w") as f:
+                f.write(was)
+
+
+def program_stats(into: dict[str, list[int]]) -> None:
+    """Add the fv_ programs' run counts and run time (the kernel counts while bpf_stats is on) to
+    ``into``, by program name (each follow loads its programs anew, counting from 0)."""
+    if shutil.which("bpftool") is None:
+        return
+    try:
+        progs = json.loads(subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
+                                          text=True, timeout=30).stdout or "[]")
+    except (subprocess.SubprocessError, ValueError):
+        return
+    for prog in progs:
+        name = prog.get("name", "")
+        if name.startswith("fv_") and "run_cnt" in prog:
+            n, ns = into.setdefault(name, [0, 0]), prog.get("run_time_ns", 0)
+            n[0] += prog["run_cnt"]
+            n[1] += ns
 
 
 def bench_attach(starts: int) -> None:
