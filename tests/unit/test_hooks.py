@@ -89,6 +89,7 @@ def test_an_event_with_notes_carries_them(tmp_path):
     src = LiveSource.__new__(LiveSource)   # convert() only: no kernel needed
     src._wall_offset = 0
     src.reasons = {}
+    src.compact, src._snaps = 0, {}
 
     class Names:
         def name(self, inode):
