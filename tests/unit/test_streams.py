@@ -84,13 +84,18 @@ def test_a_fifo_nobody_writes_to_can_be_interrupted(tmp_path):
     # ignored, and Python keeps an inherited ignore, rightly
     p = subprocess.Popen(_flowviz_argv("replay", str(fifo)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    # interrupt it where it waits for a writer (the kernel says so), not while Python is still starting
-    end = time.monotonic() + 60
-    while _wchan(p.pid) != "wait_for_partner" and p.poll() is None and time.monotonic() < end:
-        time.sleep(0.05)
-    assert _wchan(p.pid) == "wait_for_partner", "flowviz never reached the FIFO's open()"
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
+    try:
+        # interrupt it where it waits for a writer (the kernel says so), not while Python is still starting
+        end = time.monotonic() + 60
+        while _wchan(p.pid) != "wait_for_partner" and p.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
+        assert _wchan(p.pid) == "wait_for_partner", "flowviz never reached the FIFO's open()"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:   # not left waiting on the FIFO when the test fails
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     assert p.returncode == 130
     assert b"Traceback" not in err and out == b""
 
