@@ -660,10 +660,10 @@ static __always_inline void fv_fill(struct fv_event *e, __u64 key, __u8 hook, __
 }
 
 /* Fill in the sighting and send it: compact (FV_EV_COMPACT, no bytes) when its bytes hash as the
- * skb's last event's did (prev). The skb's entry keeps this event's hash, or the gap when the
- * ring buffer had no room (fv_lost counts it). */
+ * skb's last event's did (prev). The skb's entry t (0 at its end) keeps this event's hash, or the
+ * gap when the ring buffer had no room (fv_lost counts it). */
 static __always_inline int fv_report(__u64 key, __u8 hook, __u32 reason, struct fv_skb *s, __u8 gap, __u64 prev,
-                                     int ending)
+                                     struct fv_trk *t)
 {
     __u32 zero = 0;
     struct fv_event *e = fv_scratch_event.lookup(&zero);
@@ -683,15 +683,12 @@ static __always_inline int fv_report(__u64 key, __u8 hook, __u32 reason, struct 
         if (lost)
             (*lost)++;
     }
-    if (ending)
-        return 0;
-    struct fv_trk *now = fv_tracked.lookup(&key);
-    if (now) {
+    if (t) {
         if (sent) {
-            now->hdr = hash;
+            t->hdr = hash;
         } else {
-            now->flags |= FV_TRK_GAP;
-            now->hdr = 0;
+            t->flags |= FV_TRK_GAP;
+            t->hdr = 0;
         }
     }
     return 0;
@@ -737,11 +734,12 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
         if (!t || gap || (ident && t->ident != ident)) {   /* tracked from now on; this event reports the gap */
             struct fv_trk on = {.ident = ident, .flags = 1};
             fv_track(key, &on);
+            t = fv_tracked.lookup(&key);
             prev = 0;
         }
     }
     fv_read_rest(&s);
-    return fv_report(key, hook, reason, &s, gap, prev, ending);
+    return fv_report(key, hook, reason, &s, gap, prev, ending ? 0 : t);
 }
 
 int fv_rx(void *ctx)
