@@ -369,9 +369,8 @@ class LiveSource:
         if ending:
             snaps.pop(skb, None)
         elif data:
-            snaps.pop(skb, None)   # the most recent last, the oldest first out
             snaps[skb] = data
-            if len(snaps) > SNAPS_MAX:
+            if len(snaps) > SNAPS_MAX:   # the first kept first out
                 del snaps[next(iter(snaps))]
         return data, flags
 
