@@ -111,11 +111,10 @@ class FlowvizApp(App):
         if len(self.journeys) > self.max_journeys:
             # drop the oldest fifth at once: in one pass where the table allows, else redrawn
             keep = self.max_journeys * 4 // 5
-            old = len(self.journeys) - len(batch)   # rows in the table now
             while len(self.journeys) > keep:
                 self.journeys.popitem(last=False)
-            gone = old + len(batch) - len(self.journeys)   # of the table's rows and this batch
-            if gone <= old and table.drop_first(gone):
+            gone = table.row_count + len(batch) - len(self.journeys)   # the oldest: the table's first rows
+            if gone <= table.row_count and table.drop_first(gone):
                 table.add(batch)
             else:
                 table.clear()

@@ -195,7 +195,6 @@ class JourneyList(DataTable):
 
     #: fixed widths: no measuring of every row that arrives (thousands a second under load)
     COLUMNS = (("#", 5), ("role", 6), ("packet", 42), ("hops", 4))
-    dropped_in_one_pass = 0   #: times drop_first did its work (the tests ask)
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -230,7 +229,6 @@ class JourneyList(DataTable):
             return False
         self._require_update_dimensions = True
         self._update_count += 1
-        self.dropped_in_one_pass += 1
         self.cursor_coordinate = Coordinate(max(0, cursor.row - n), cursor.column)
         self.refresh(layout=True)
         return True
