@@ -9,11 +9,12 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import urllib.request
+
+from support import stop_group
 
 KEYS = {"ArrowRight": 39, "ArrowLeft": 37, "ArrowDown": 40, "ArrowUp": 38, "Home": 36, "End": 35, " ": 32}
 
@@ -97,26 +98,6 @@ class Browser:
         ws = getattr(self, "ws", None)
         if ws is not None:
             ws.close()
-        # the whole group: /usr/bin/chromium-headless-shell is a shell script that runs the browser as
-        # its child, which the script's end would leave running with its zygotes and renderer
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and _group_alive(self.proc.pid):
-                self.proc.poll()
-                time.sleep(0.05)
-            if not _group_alive(self.proc.pid):
-                break
-        self.proc.wait()
+        stop_group(self.proc, 10)   # the wrapper script's browser, zygotes and renderer too
         shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +27,32 @@ def flowviz(*args: str, timeout: float = 120, check: bool = False, input=None) -
     if check and r.returncode != 0:
         raise AssertionError(f"flowviz {' '.join(args)}: exit {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
+
+
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """Stop a process started with start_new_session=True and everything in its group: SIGTERM,
+    and SIGKILL to whatever is still there after ``timeout`` seconds. The whole group, not the
+    leader alone: a leader that is a wrapper script (Debian's chromium-headless-shell) exits first
+    and leaves its children running."""
+    def alive() -> bool:
+        proc.poll()   # reap the leader, or it stays in the group as a zombie
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + timeout
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not alive():
+            break
+    proc.wait()
 
 
 def stock_kernel_features() -> list[str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -24,6 +23,7 @@ import time
 from typing import Optional
 
 import machine
+from support import stop_group
 
 IMAGE = "flowviz-busybox:test"
 LABEL = {"flowviz-test": "1"}
@@ -105,12 +105,7 @@ def _stop_daemon(proc: Optional[subprocess.Popen]) -> None:
     """SIGTERM to dockerd's process group (containerd too), SIGKILL if it has not gone in 30 s."""
     if proc is None or proc.poll() is not None:
         return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_group(proc, 30)
 
 
 def _start_daemon(argv: list[str], socket_path: str, log) -> tuple[subprocess.Popen, object]:
