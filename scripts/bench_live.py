@@ -125,7 +125,7 @@ def bench_throughput(rounds: int, seconds: float) -> None:
     print("  the programs' own time per call, in one more round (kernel.bpf_stats_enabled; a program that"
           " returns at once shows ~30 ns here):")
     for name, _, _ in modes[1:]:
-        each = ", ".join(f"{prog} {ns // max(n, 1)} ns ({n:,})" for prog, (n, ns) in sorted(calls[name].items())
+        each = ", ".join(f"{prog} {ns // n} ns ({n:,})" for prog, (n, ns) in sorted(calls[name].items())
                          if n)
         print(f"    {name}: {each}")
 
@@ -163,9 +163,9 @@ def program_stats(into: dict[str, list[int]]) -> None:
     for prog in progs:
         name = prog.get("name", "")
         if name.startswith("fv_") and "run_cnt" in prog:
-            n, ns = into.setdefault(name, [0, 0]), prog.get("run_time_ns", 0)
-            n[0] += prog["run_cnt"]
-            n[1] += ns
+            calls_and_ns = into.setdefault(name, [0, 0])
+            calls_and_ns[0] += prog["run_cnt"]
+            calls_and_ns[1] += prog.get("run_time_ns", 0)
 
 
 def bench_attach(starts: int) -> None:
