@@ -44,6 +44,8 @@ async def run(rate: int, seconds: float) -> None:
     print(f"synthetic load: {src.offered:,} sightings offered in {seconds:g} s ({src.offered / seconds:,.0f}/s); "
           f"correlated {src.taken:,} ({src.taken / seconds:,.0f}/s), dropped {src.lost:,} (buffer full), "
           f"{unread:,} still buffered at the end")
+    print(f"the app listed {app.feeder.delivered - app.unlisted - len(app.feeder.outbox):,} packets and counted "
+          f"{app.unlisted:,} that came too fast to list")
     print(f"key answered: {len(ms)} presses, median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms, "
           f"packets held up to {max(n for _, n in waits):,}")
 

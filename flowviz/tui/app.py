@@ -17,6 +17,8 @@ from .panels import ExplainPanel, HopTable, JourneyList, PacketDetail, status_te
 from .pathmap import PathMap
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)   # hops per second
+INTAKE = 1000   # journeys taken into the list per message (keys are answered between two)
+INTAKE_GAP = 0.002   # s: between two intakes of one burst
 MIN_TIMED_STEP, MAX_TIMED_STEP = 0.05, 4.0  # s: timed playback keeps every hop visible, and moving
 
 
@@ -60,6 +62,8 @@ class FlowvizApp(App):
         self._status = None
         self._timer = None
         self._closing = False
+        self._intake_due = False
+        self.unlisted = 0   # journeys that came faster than the list could hold them: never listed
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -96,15 +100,23 @@ class FlowvizApp(App):
     # -- what the feeder sends -----------------------------------------------------------------
 
     def on_journeys_ready(self, msg: JourneysReady) -> None:
+        """Take at most :data:`INTAKE` journeys and the rest after a timer, so keys typed meanwhile
+        are answered in between (a whole 0.3 s batch at 100k sightings/s held the UI for up to
+        90 ms). Journeys past what the list could hold are counted, never listed."""
         if self._closing:
             return
-        batch = []
         outbox = self.feeder.outbox
-        while outbox:
+        while len(outbox) > self.max_journeys:   # older than anything the list could keep
+            outbox.popleft()
+            self.unlisted += 1
+        batch = []
+        while outbox and len(batch) < INTAKE:
             batch.append(outbox.popleft())
         if not batch:
             return
-        batch = batch[-self.max_journeys:]
+        if outbox and not self._intake_due:   # the rest after a timer: the queue empties meanwhile, so a
+            self._intake_due = True            # key already typed goes through the screen first
+            self.set_timer(INTAKE_GAP, self._intake_more)
         for j in batch:
             self.journeys[j.id] = j
         table = self.query_one(JourneyList)
@@ -126,6 +138,10 @@ class FlowvizApp(App):
         elif self.follow:
             self._select(next(reversed(self.journeys.values())))
         self._update_status()
+
+    def _intake_more(self) -> None:
+        self._intake_due = False
+        self.post_message(JourneysReady())
 
     def on_status_changed(self, msg: StatusChanged) -> None:
         if self._closing:
@@ -187,7 +203,7 @@ class FlowvizApp(App):
         self.query_one("#status", Static).update(status_text(
             self._status, filter_text=self.filter_text, playing=self.playing, speed=self.speed,
             follow=self.follow, held=len(self.journeys), finished=self.finished, problems=self.problems,
-            timed=self.timed))
+            timed=self.timed, unlisted=self.unlisted))
 
     # -- keys --------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from ..pipeline import Pipeline
 from .messages import JourneysReady, SourceFinished, StatusChanged
 
 
-YIELD_EVERY = 200   # events between GIL hand-offs; measured in tests/ui/test_load.py
+YIELD_S = 0.002   # s between GIL hand-offs to the UI thread (scripts/bench-tui: the key latency)
 
 
 class Feeder(threading.Thread):
@@ -43,15 +43,18 @@ class Feeder(threading.Thread):
         self.pipeline.stop()
 
     def run(self) -> None:
-        last_batch = last_status = time.monotonic()
+        last_batch = last_status = last_yield = time.monotonic()
         problems: list[str] = []
         try:
-            for n, finished in enumerate(self.pipeline.steps()):
-                if n % YIELD_EVERY == 0:
-                    time.sleep(0)   # let the UI thread take the GIL if it is waiting (key presses)
+            for finished in self.pipeline.steps():
                 if finished:
                     self.outbox.extend(finished)
                 now = time.monotonic()
+                if now - last_yield >= YIELD_S:
+                    # let the UI thread take the GIL if it waits: each of its wake-ups on the way to
+                    # answering a key would otherwise wait for Python's switch interval (5 ms)
+                    time.sleep(0)
+                    last_yield = now
                 if self.outbox and now - last_batch >= self.batch_s:
                     self.post(JourneysReady())
                     last_batch = now

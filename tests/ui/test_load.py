@@ -82,3 +82,59 @@ async def test_the_oldest_rows_go_in_one_pass_and_the_list_stays_the_journeys(ma
         assert 32 <= len(app.journeys) <= 40
         row = table.cursor_coordinate.row
         assert table.ordered_rows[row].key.value == str(app.current.id)
+
+
+async def test_a_burst_is_listed_a_chunk_a_message_and_what_the_list_cannot_hold_is_counted(make_app, monkeypatch):
+    """More journeys at once than the list holds: the ones that could never be listed are counted
+    (status line), the rest are taken INTAKE at a time, a timer apart, so keys queued meanwhile are answered in
+    between; the table's size follows its rows without measuring them."""
+    import dataclasses
+
+    from textual import events
+
+    from flowviz.tui import app as app_module
+    from flowviz.tui.app import FlowvizApp
+    from flowviz.tui.messages import JourneysReady
+    intake = 10   # small chunks: many of them, as a real burst makes with INTAKE
+    monkeypatch.setattr(app_module, "INTAKE", intake)
+    app = make_app("swarm-ingress.pcapng")
+    app.max_journeys = 30 * intake
+    async with app.run_test(size=(170, 50)) as pilot:
+        while app.feeder.is_alive():
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        assert app.journeys, "the source gave nothing to copy"
+        model = next(iter(app.journeys.values()))
+        first = max(app.journeys) + 1
+        burst = 40 * intake + 7
+        app.feeder.outbox.extend(dataclasses.replace(model, id=first + i) for i in range(burst))
+        taken = []
+        on_ready = FlowvizApp.on_journeys_ready
+
+        def counted(self, msg):
+            taken.append(len(self.feeder.outbox))
+            on_ready(self, msg)
+        monkeypatch.setattr(FlowvizApp, "on_journeys_ready", counted)
+        waiting_at_key = []
+        action_speed = FlowvizApp.action_speed
+
+        def speed_counted(self, delta):
+            waiting_at_key.append(len(self.feeder.outbox))
+            action_speed(self, delta)
+        monkeypatch.setattr(FlowvizApp, "action_speed", speed_counted)
+        speed = app.speed
+        app.post_message(JourneysReady())
+        app.post_message(events.Key("plus", "+"))   # queued behind the burst, as a key typed then
+        await pilot.pause(0.5)
+        assert app.speed != speed
+        assert waiting_at_key and waiting_at_key[0] > 0   # answered before the burst was all listed
+        assert not app.feeder.outbox
+        assert len(taken) >= 3 and taken[0] > taken[1] > taken[2]   # a chunk at a time
+        assert app.unlisted == burst - app.max_journeys   # older than the list could ever hold
+        assert list(app.journeys)[-1] == first + burst - 1   # the newest are listed
+        table = app.query_one("#journeys")
+        assert table.row_count == len(app.journeys)
+        assert [row.key.value for row in table.ordered_rows] == [str(i) for i in app.journeys]
+        assert table.virtual_size.height == table.row_count + 1   # the header's line
+        status = str(app.query_one("#status").render())
+        assert f"({app.unlisted} came too fast to list)" in status
