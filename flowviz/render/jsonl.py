@@ -101,15 +101,28 @@ def _value(v) -> str:
     return _encode(v)   # bools, nested objects (a change's kernel note): json's own way
 
 
-def _changes_json(changes: list) -> str:
-    """A list of change objects (flat dicts, in their key order) as json.dumps writes it."""
-    return "[" + ", ".join("{" + ", ".join(f"{_str(k)}: {_value(v)}" for k, v in c.items()) + "}"
-                           for c in changes) + "]"
+def _change_text(c) -> str:
+    """One change object (a flat dict, in its key order) as json.dumps writes it."""
+    return "{" + ", ".join(f"{_str(k)}: {_value(v)}" for k, v in change_json(c).items()) + "}"
 
 
 def _tuple_json(f) -> str:
     return (f'"proto": {_value(f.proto)}, "src": {_value(f.src)}, "dst": {_value(f.dst)}, '
             f'"sport": {_value(f.sport)}, "dport": {_value(f.dport)}')
+
+
+class _Recent(dict):
+    """The last ``size`` distinct keys' texts (forgotten all at once past that: no order kept)."""
+
+    def __init__(self, size: int = 4096):
+        super().__init__()
+        self.size = size
+
+    def keep(self, key, text: str) -> str:
+        if len(self) >= self.size:
+            self.clear()
+        self[key] = text
+        return text
 
 
 class _FrameParts:
@@ -133,35 +146,64 @@ class _FrameParts:
         return a, b
 
 
-def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts) -> str:
-    """``_encode(hop_object(j, hop))``, written out; ``changes``: the hop's changes as JSON."""
+def _place_json(ev) -> str:
+    """The hop line's fields that name where the sighting was: the same for every sighting there."""
+    return (f'"netns": {_value(ev.netns)}, "netns_id": {_value(ev.netns_id)}, "mode": {_value(ev.mode)}, '
+            f'"ifname": {_value(ev.ifname)}, "ifindex": {_value(ev.ifindex)}, "dir": {_value(ev.dir)}, '
+            f'"hook": {_value(ev.hook)}')
+
+
+def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: Optional[_Recent] = None) -> str:
+    """``_encode(hop_object(j, hop))``, written out; ``changes``: the hop's changes as JSON texts."""
     ev = hop.event
     a, b = parts(hop.frame)
+    if places is None:
+        place = _place_json(ev)
+    else:
+        where = (ev.netns, ev.netns_id, ev.mode, ev.ifname, ev.ifindex, ev.dir, ev.hook)
+        place = places.get(where) or places.keep(where, _place_json(ev))
     skb = _str(hex(ev.skb)) if ev.skb is not None else "null"
     notes = _encode([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
     # id, seq, ts_ns, dt_ns and len are ints, never None: formatted as they are
     return (f'{{"type": "hop", "packet": {j.id:d}, "seq": {hop.seq:d}, "ts_ns": {ev.ts_ns:d}, '
-            f'"dt_ns": {hop.dt_ns:d}, "netns": {_value(ev.netns)}, "netns_id": {_value(ev.netns_id)}, '
-            f'"mode": {_value(ev.mode)}, "ifname": {_value(ev.ifname)}, "ifindex": {_value(ev.ifindex)}, '
-            f'"dir": {_value(ev.dir)}, '
-            f'"hook": {_value(ev.hook)}, "len": {ev.wire_len:d}, {a}, "mark": {_value(ev.mark)}, {b}, '
-            f'"changes": {_changes_json(changes)}, "skb": {skb}, '
+            f'"dt_ns": {hop.dt_ns:d}, {place}, "len": {ev.wire_len:d}, {a}, "mark": {_value(ev.mark)}, {b}, '
+            f'"changes": [{", ".join(changes)}], "skb": {skb}, '
             f'"drop_reason": {_value(ev.drop_reason)}, "notes": {notes}}}')
+
+
+def journey_line(j: Journey, changes: list) -> str:
+    """``_encode(journey_object(j))``, written out; ``changes``: its hops' changes as JSON texts."""
+    incomplete = ', "incomplete": true' if j.incomplete else ""
+    path = ", ".join(_str(p) for p in j.path)
+    return (f'{{"type": "journey", "packet": {j.id:d}, "hops": {len(j.hops):d}, "path": [{path}], '
+            f'"changes": [{", ".join(changes)}], "reply_to": {_value(j.reply_to)}, '
+            f'"evicted": {"true" if j.evicted else "false"}, "conn": {_value(j.conn)}, '
+            f'"direction": {_value(j.direction)}, "summary": {_value(j.summary())}, '
+            f'"start_ns": {_value(j.start_ns)}, "duration_ns": {_value(j.hops[-1].dt_ns if j.hops else 0)}'
+            f'{incomplete}}}')
 
 
 class JsonLinesWriter:
     def __init__(self, out: TextIO):
         self.out = out
         self._parts = _FrameParts()
+        self._places = _Recent()
+        self._changes = _Recent()   # Change (its values) → its JSON text
+
+    def _change(self, c) -> str:
+        try:
+            return self._changes.get(c) or self._changes.keep(c, _change_text(c))
+        except TypeError:   # a value that cannot be a key (a kernel note holding a list)
+            return _change_text(c)
 
     def journey(self, j: Journey) -> None:
         w = self.out.write
         changes: list = []
         for hop in j.hops:
-            mine = [change_json(c) for c in hop.changes]
+            mine = [self._change(c) for c in hop.changes]
             changes += mine
-            w(_escaped(hop_line(j, hop, mine, self._parts)))
-        w(_line(journey_object(j, changes)))
+            w(_escaped(hop_line(j, hop, mine, self._parts, self._places)))
+        w(_escaped(journey_line(j, changes)))
 
     def close(self) -> None:
         self.out.flush()

@@ -69,6 +69,10 @@ def test_live_fields_notes_and_odd_strings_too():
     js = list(Correlator().run(evs))
     assert any(h.event.notes for j in js for h in j.hops)
     assert _written(js) == _by_json_dumps(js)
+    import dataclasses   # and the journey line's flags, and a journey with no hops
+    odd_js = [dataclasses.replace(js[0], incomplete=True), dataclasses.replace(js[0], evicted=True, reply_to=3),
+              dataclasses.replace(js[0], hops=(), direction=odd[0])]
+    assert _written(odd_js) == _by_json_dumps(odd_js)
 
 
 def test_an_empty_changes_list_and_no_notes_are_written_as_json_dumps_does():
