@@ -96,3 +96,57 @@ def test_a_compact_sighting_takes_its_skbs_last_bytes():
     for skb in range(SNAPS_MAX + 10):
         src._bytes_of(skb, b"x", 0, False)
     assert len(src._snaps) == SNAPS_MAX and 0 not in src._snaps and SNAPS_MAX + 9 in src._snaps
+
+
+class _Ring:
+    """A kernel ring buffer as libbpf's poll hands it over: records to the callback, in order, until
+    it is empty or the callback returns a negative number (that record taken, the rest left)."""
+
+    def __init__(self, src, records: int):
+        import ctypes
+        self.src, self.left, self.polls = src, records, []
+        self.rec = ctypes.create_string_buffer(b"x" * 24)
+
+    def ring_buffer_poll(self, _timeout):
+        import ctypes
+        taken = 0
+        while self.left:
+            self.left -= 1
+            taken += 1
+            if self.src._on_event(None, ctypes.addressof(self.rec), 24) < 0:
+                break
+        self.polls.append(taken)
+
+    def __getitem__(self, name):
+        raise KeyError(name)   # the lost count: the source's own (_lost), set by the test
+
+
+def test_a_poll_takes_at_most_poll_max_and_a_loss_is_marked_until_a_poll_drained_the_ring(monkeypatch):
+    """Under load a poll kept converting while the kernel kept producing; now it stops at POLL_MAX
+    and the batch is correlated first. A loss counted while records committed before it may still
+    wait in the ring is marked after each batch until one poll drained the ring."""
+    from flowviz.model import LOST
+    from flowviz.sources import live
+    from flowviz.sources.live import LiveSource
+
+    monkeypatch.setattr(live, "POLL_MAX", 100)
+    src = LiveSource.__new__(LiveSource)   # the bookkeeping alone, nothing attached
+    src._pending, src._capped, src._stopped, src.delivered = [], False, False, 0
+    src._read_bytes = src._told = 0
+    src._lost = 0
+    src._tell_read = lambda: None
+    src.convert = lambda raw: HopEvent(1, "eth0", "rx", raw)
+    ring = src.bpf = _Ring(src, 250)
+    out = []
+    for ev in src.events():
+        if ev is None:   # the ring is empty
+            break
+        if len(out) == 0:
+            src._lost = 3   # counted while the first batch is correlated
+        out.append(ev.dir)
+    assert ring.polls == [100, 100, 50, 0]
+    marks = [i for i, d in enumerate(out) if d == LOST]
+    # the loss was read before the second poll, which stopped at POLL_MAX: a marker after its batch,
+    # and again after the third's, which drained the ring; none after that
+    assert marks == [200, 251] and len(out) == 252
+    assert src.delivered == 250
