@@ -191,6 +191,25 @@ class ExplainPanel(Static):
         self.update(out)
 
 
+class _OneLineRows:
+    """DataTable's line → (row key, line in the row), where every row is one line: looked up, not a
+    list of 10,000 pairs built again after every change of the table."""
+
+    def __init__(self, table: DataTable):
+        self.table = table
+
+    def __len__(self) -> int:
+        return self.table.row_count
+
+    def __getitem__(self, y: int):
+        if not 0 <= y < self.table.row_count:
+            raise IndexError(y)
+        return self.table._row_locations.get_key(y), 0
+
+    def clear(self) -> None:
+        pass
+
+
 class JourneyList(DataTable):
     """Every packet of the followed flows, requests and their replies paired."""
 
@@ -208,6 +227,12 @@ class JourneyList(DataTable):
                 Text("reply" if j.direction == "reply" else "req", style="bold")
             hops = Text(f"{len(j.hops)}!", style="bold red") if j.incomplete else Text(str(len(j.hops)))
             self.add_row(Text(str(j.id)), role, Text(safe(packet_label(j))), hops, key=str(j.id))
+
+    @property
+    def _y_offsets(self):
+        if not hasattr(getattr(self, "_row_locations", None), "get_key"):
+            return DataTable._y_offsets.fget(self)   # a Textual built otherwise: its own way
+        return _OneLineRows(self)   # add() makes every row one line
 
     def _update_dimensions(self, new_rows) -> None:
         """The table's size without measuring each new row's cells: every column here has a fixed

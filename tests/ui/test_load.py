@@ -136,5 +136,8 @@ async def test_a_burst_is_listed_a_chunk_a_message_and_what_the_list_cannot_hold
         assert table.row_count == len(app.journeys)
         assert [row.key.value for row in table.ordered_rows] == [str(i) for i in app.journeys]
         assert table.virtual_size.height == table.row_count + 1   # the header's line
+        from textual.widgets import DataTable   # line → row as Textual's own list has it
+        lines = table._y_offsets
+        assert [lines[y] for y in range(len(lines))] == DataTable._y_offsets.fget(table)
         status = str(app.query_one("#status").render())
         assert f"({app.unlisted} came too fast to list)" in status
