@@ -138,12 +138,12 @@ def test_a_poll_takes_at_most_poll_max_and_a_loss_is_marked_until_a_poll_drained
     src.convert = lambda raw: HopEvent(1, "eth0", "rx", raw)
     ring = src.bpf = _Ring(src, 250)
     out = []
-    for ev in src.events():
-        if ev is None:   # the ring is empty
+    for got in src.events():
+        if got is None:   # the ring is empty
             break
         if len(out) == 0:
             src._lost = 3   # counted while the first batch is correlated
-        out.append(ev.dir)
+        out.append(got.dir)
     assert ring.polls == [100, 100, 50, 0]
     marks = [i for i, d in enumerate(out) if d == LOST]
     # the loss was read before the second poll, which stopped at POLL_MAX: a marker after its batch,
