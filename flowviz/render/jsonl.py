@@ -112,17 +112,17 @@ def _tuple_json(f) -> str:
 
 
 class _Recent(dict):
-    """The last ``size`` distinct keys' texts (forgotten all at once past that: no order kept)."""
+    """The last ``size`` distinct keys' values (forgotten all at once past that: no order kept)."""
 
     def __init__(self, size: int = 4096):
         super().__init__()
         self.size = size
 
-    def keep(self, key, text: str) -> str:
+    def keep(self, key, value):
         if len(self) >= self.size:
             self.clear()
-        self[key] = text
-        return text
+        self[key] = value
+        return value
 
 
 class _FrameParts:
@@ -130,19 +130,16 @@ class _FrameParts:
     its id is not reused while it is here)."""
 
     def __init__(self, size: int = 1024):
-        self.size = size
-        self._parts: dict = {}
+        self._parts = _Recent(size)
 
     def __call__(self, f) -> tuple[str, str]:
         hit = self._parts.get(id(f))
         if hit is not None and hit[0] is f:
             return hit[1], hit[2]
-        if len(self._parts) >= self.size:
-            self._parts.clear()
         vni = f.vxlan.vni if f.vxlan is not None else None
         inner = f"{{{_tuple_json(f.inner.innermost)}}}" if f.inner is not None else "null"
         a, b = _tuple_json(f), f'"vni": {_value(vni)}, "inner": {inner}'
-        self._parts[id(f)] = (f, a, b)
+        self._parts.keep(id(f), (f, a, b))
         return a, b
 
 
@@ -153,15 +150,13 @@ def _place_json(ev) -> str:
             f'"hook": {_value(ev.hook)}')
 
 
-def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: Optional[_Recent] = None) -> str:
-    """``_encode(hop_object(j, hop))``, written out; ``changes``: the hop's changes as JSON texts."""
+def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: _Recent) -> str:
+    """``_encode(hop_object(j, hop))``, written out; ``changes``: the hop's changes as JSON texts,
+    ``places``: the place fields' text by place."""
     ev = hop.event
     a, b = parts(hop.frame)
-    if places is None:
-        place = _place_json(ev)
-    else:
-        where = (ev.netns, ev.netns_id, ev.mode, ev.ifname, ev.ifindex, ev.dir, ev.hook)
-        place = places.get(where) or places.keep(where, _place_json(ev))
+    where = (ev.netns, ev.netns_id, ev.mode, ev.ifname, ev.ifindex, ev.dir, ev.hook)
+    place = places.get(where) or places.keep(where, _place_json(ev))
     skb = _str(hex(ev.skb)) if ev.skb is not None else "null"
     notes = _encode([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
     # id, seq, ts_ns, dt_ns and len are ints, never None: formatted as they are

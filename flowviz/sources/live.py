@@ -241,7 +241,6 @@ class LiveSource:
         self.compact = 0                 #: sightings sent without their bytes (unchanged since the skb's last)
         self._snaps: dict[int, bytes] = {}   #: skb → the bytes of its last sighting
         self._pending: list[HopEvent] = []
-        self._capped = False             #: the last poll stopped at POLL_MAX, the ring not drained
         self._stopped = False
         self._lost = 0
         self._refused = (0, 0)
@@ -384,7 +383,6 @@ class LiveSource:
         self._pending.append(self.convert(ctypes.string_at(data, size)))
         self._read_bytes += (size + 15) & ~7   # as fv_reserved counts it: the record's header, 8-byte aligned
         if len(self._pending) >= POLL_MAX:
-            self._capped = True
             return -1   # libbpf ends this poll (this record is taken); the rest wait in the ring
         return 0
 
@@ -412,9 +410,8 @@ class LiveSource:
             # POLL_MAX may have left some of those in the ring: the marker comes again after the next
             # batch, until a poll drained the ring.
             lost = self.lost
-            self._capped = False
             poll(100)
-            capped = self._capped
+            capped = len(self._pending) >= POLL_MAX   # it stopped there: the ring may hold more
             self._tell_read()
             if self._pending:
                 batch, self._pending = self._pending, []

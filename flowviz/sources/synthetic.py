@@ -13,6 +13,7 @@ tests and benchmarks of what consumes sources (the TUI, the correlator).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Iterator, Optional
@@ -29,8 +30,10 @@ class SyntheticSource:
         self.rate, self.seconds, self.buffer = rate, seconds, buffer
         self.problems: list = []
         self.offered = self.lost = self.taken = 0
-        self._variants = swarm_variants(10_000_000)
-        self._pair = len(next(swarm_variants(1)))   # sightings of one request/reply pair
+        variants = swarm_variants(10_000_000)
+        first = next(variants)
+        self._pair = len(first)   # sightings of one request/reply pair
+        self._variants = itertools.chain([first], variants)
         self._pending = 0                   # sightings buffered: offered, not yet taken
         self._lock = threading.Lock()
         self._stopped = threading.Event()   # the producer is done (its time is up, or stop())
