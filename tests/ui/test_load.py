@@ -108,20 +108,16 @@ async def test_a_burst_is_listed_a_chunk_a_message_and_what_the_list_cannot_hold
         first = max(app.journeys) + 1
         burst = 40 * intake + 7
         app.feeder.outbox.extend(dataclasses.replace(model, id=first + i) for i in range(burst))
-        taken = []
-        on_ready = FlowvizApp.on_journeys_ready
+        def outbox_at(method: str) -> list:
+            """The outbox's length each time FlowvizApp.<method> runs, before it does."""
+            seen, real = [], getattr(FlowvizApp, method)
 
-        def counted(self, msg):
-            taken.append(len(self.feeder.outbox))
-            on_ready(self, msg)
-        monkeypatch.setattr(FlowvizApp, "on_journeys_ready", counted)
-        waiting_at_key = []
-        action_speed = FlowvizApp.action_speed
-
-        def speed_counted(self, delta):
-            waiting_at_key.append(len(self.feeder.outbox))
-            action_speed(self, delta)
-        monkeypatch.setattr(FlowvizApp, "action_speed", speed_counted)
+            def spied(self, *args):
+                seen.append(len(self.feeder.outbox))
+                return real(self, *args)
+            monkeypatch.setattr(FlowvizApp, method, spied)
+            return seen
+        taken, waiting_at_key = outbox_at("on_journeys_ready"), outbox_at("action_speed")
         speed = app.speed
         app.post_message(JourneysReady())
         app.post_message(events.Key("plus", "+"))   # queued behind the burst, as a key typed then

@@ -120,3 +120,23 @@ def test_the_key_changes_with_everything_the_program_depends_on(tmp_path):
     assert key != bpfcache.cache_key("int f(void *c) { return 0; }", ["-DX=1", "-DFV_ALL"], inc)
     (inc / "sub" / "a.h").write_text("#define A 2\n")
     assert key != bpfcache.cache_key("int f(void *c) { return 0; }", ["-DX=1"], inc)
+
+
+def test_the_kept_programs_ring_buffer_passes_the_callbacks_answer_to_libbpf():
+    """A negative answer is how the live source ends a poll at POLL_MAX: the wrapper the kept program
+    hands to libbpf must return it, not 0 (and 0 for a callback that returns nothing)."""
+    pytest.importorskip("bcc")
+    handed = []
+
+    class Manager:   # the CachedBPF part the ring buffer uses
+        _callbacks: list = []
+
+        def _open_ring_buffer(self, fd, fn, ctx):
+            handed.append(fn)
+
+    ring = bpfcache._RingBuf(Manager(), 3)
+    answers = iter([-1, None])
+    ring.open_ring_buffer(lambda ctx, data, size: next(answers))
+    (fn,) = handed
+    assert fn(None, None, 0) == -1
+    assert fn(None, None, 0) == 0

@@ -131,7 +131,7 @@ def test_a_poll_takes_at_most_poll_max_and_a_loss_is_marked_until_a_poll_drained
 
     monkeypatch.setattr(live, "POLL_MAX", 100)
     src = LiveSource.__new__(LiveSource)   # the bookkeeping alone, nothing attached
-    src._pending, src._capped, src._stopped, src.delivered = [], False, False, 0
+    src._pending, src._stopped, src.delivered = [], False, 0
     src._read_bytes = src._told = 0
     src._lost = 0
     src._tell_read = lambda: None
