@@ -9,7 +9,7 @@ the previous hop saw, since that is what was taken apart here. Used by the TUI's
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from ..model import (ARP, ICMP, SLL, TCP, UDP, VXLAN, ChangeKind, Dot1Q, Ether, Frame, Hop, IPv4, IPv6, Journey,
                      LINKTYPE_ETHERNET)
@@ -105,15 +105,18 @@ def _bar(segs: list[Segment], width: int = 96) -> list[str]:
     return [marks.rstrip(), heads + "|"]
 
 
-def _brackets(segs: list[Segment], width: int = 96) -> str:
-    """Under the bar of a VXLAN frame: which bytes the tunnel added and which are the inner frame."""
+def _brackets(segs: list[Segment], width: int = 96) -> Optional[str]:
+    """Under the bar of a VXLAN frame: which bytes the tunnel added and which are the inner frame
+    (None when no inner header was decoded: a cut or damaged inner frame)."""
     bar = _bar(segs, width)[1]
     cut = 0
     for s in segs:   # where the inner frame starts, in the bar's columns
         if s.name.startswith("inner"):
+            added = s.offset
             break
         cut = bar.index("|", cut + 1) if "|" in bar[cut + 1:] else cut
-    added = next(s.offset for s in segs if s.name.startswith("inner"))
+    else:
+        return None
     outer = f" VXLAN adds {added} bytes " if cut >= 24 else f" +{added} "
     inner = " the container's frame, unchanged " if len(bar) - cut >= 38 else " inner frame "
     return ("└" + outer.center(max(0, cut - 2), "─") + "┘")[:cut] + "└" + inner.center(len(bar) - cut - 2, "─") + "┘"
@@ -140,8 +143,9 @@ def diagram(journey: Journey, i: int, width: int = 96) -> list[str]:
     segs = segments(hop.frame, ev.data, ev.wire_len)
     out = [title]
     out += _bar(segs, width)
-    if hop.frame.inner is not None:
-        out.append(_brackets(segs, width))
+    brackets = _brackets(segs, width) if hop.frame.inner is not None else None
+    if brackets is not None:
+        out.append(brackets)
     out.append("")
     out.append(f"{'offset':>6} {'bytes':>5}  header")
     for s in segs:
