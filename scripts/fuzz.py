@@ -27,20 +27,29 @@ def main() -> int:
     seeds = fuzz_target.seeds()
     end = time.monotonic() + args.seconds
     runs = failures = 0
+    found: list[str] = []
+    names = fuzz_target.seed_names()
     while time.monotonic() < end:
-        base = rng.choice(seeds)
+        which = rng.randrange(len(seeds))
+        base = seeds[which]
         edits = [(rng.randrange(len(base) or 1), rng.randrange(4), rng.randrange(256))
                  for _ in range(rng.randint(1, 6))]
         data = fuzz_target.mutate(base, edits)
         runs += 1
         try:
             fuzz_target.run(data)
-        except Exception:
+        except Exception as e:
             failures += 1
             name = f"found-{hashlib.sha256(data).hexdigest()[:12]}.pcapng"
             with open(os.path.join(fuzz_target.CORPUS, name), "wb") as f:
                 f.write(data)
             print(f"FAILED: tests/fuzz-corpus/{name}\n{traceback.format_exc()}", file=sys.stderr)
+            # one line that makes the input again from the seeds (the file stays on the machine that ran)
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            found.append(f"fuzz found: {type(e).__name__}: {str(e)[:160]!r} at {os.path.basename(frame.filename)}:"
+                         f"{frame.lineno}; input = mutate(seeds()[{which}] ({names[which]}), {edits})")
+    for line in found:
+        print(line)
     print(f"fuzz: {runs:,} inputs in {args.seconds:g} s (random seed {seed}), {failures} failed")
     return 1 if failures else 0
 

@@ -36,15 +36,23 @@ SAMPLES = os.path.join(os.path.dirname(__file__), "..", "pcaps")
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # tabs and newlines are the output's own
 
 
+def _seed_paths() -> list[str]:
+    return [os.path.join(d, name) for d in (SAMPLES, CORPUS) for name in sorted(os.listdir(d))
+            if name.endswith((".pcap", ".pcapng"))]
+
+
 def seeds() -> list[bytes]:
     """The sample captures and the corpus: what mutations start from."""
     out = []
-    for d in (SAMPLES, CORPUS):
-        for name in sorted(os.listdir(d)):
-            if name.endswith((".pcap", ".pcapng")):
-                with open(os.path.join(d, name), "rb") as f:
-                    out.append(f.read())
+    for path in _seed_paths():
+        with open(path, "rb") as f:
+            out.append(f.read())
     return out
+
+
+def seed_names() -> list[str]:
+    """:func:`seeds`' file names, in the same order."""
+    return [os.path.basename(p) for p in _seed_paths()]
 
 
 def mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
