@@ -15,6 +15,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 import fuzz_target  # noqa: E402
 
 
+def _where(e: BaseException) -> str:
+    """The first exception of the chain (what raised first: a StopIteration under a RuntimeError) and the
+    line that raised it."""
+    while (e.__cause__ or e.__context__) is not None:
+        e = e.__cause__ or e.__context__
+    frame = traceback.extract_tb(e.__traceback__)[-1]
+    return f"{type(e).__name__}: {str(e)[:160]!r} at {os.path.relpath(frame.filename)}:{frame.lineno}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("seconds", nargs="?", type=float, default=60.0)
@@ -27,7 +36,7 @@ def main() -> int:
     seeds = fuzz_target.seeds()
     end = time.monotonic() + args.seconds
     runs = failures = 0
-    found: list[str] = []
+    found: dict[str, str] = {}   # each distinct failure (exception and place) once
     names = fuzz_target.seed_names()
     while time.monotonic() < end:
         which = rng.randrange(len(seeds))
@@ -45,11 +54,9 @@ def main() -> int:
                 f.write(data)
             print(f"FAILED: tests/fuzz-corpus/{name}\n{traceback.format_exc()}", file=sys.stderr)
             # one line that makes the input again from the seeds (the file stays on the machine that ran)
-            frame = traceback.extract_tb(e.__traceback__)[-1]
-            found.append(f"fuzz found: {type(e).__name__}: {str(e)[:160]!r} at {os.path.basename(frame.filename)}:"
-                         f"{frame.lineno}; input = mutate(seeds()[{which}] ({names[which]}), {edits})")
-    for line in found:
-        print(line)
+            found.setdefault(_where(e), f"input = mutate(seeds()[{which}] ({names[which]}), {edits})")
+    for where, how in list(found.items())[:10]:
+        print(f"fuzz found: {where}; {how}")
     print(f"fuzz: {runs:,} inputs in {args.seconds:g} s (random seed {seed}), {failures} failed")
     return 1 if failures else 0
 
