@@ -9,9 +9,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import time
+
+
+def _gc_pauses() -> list:
+    """Each collection's length in seconds, appended as they happen (any thread: each holds the GIL)."""
+    out, began = [], [0.0]
+
+    def note(phase, info):
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            out.append(time.perf_counter() - began[0])
+    gc.callbacks.append(note)
+    return out
 
 
 async def run(rate: int, seconds: float) -> None:
@@ -23,6 +37,7 @@ async def run(rate: int, seconds: float) -> None:
     from flowviz.tui import create_app
 
     tune_gc()   # as the CLI does
+    pauses = _gc_pauses()
     src = SyntheticSource(rate, seconds)
     app = create_app(src, Correlator(window_ns=200_000_000), autoplay=True)
 
@@ -46,6 +61,9 @@ async def run(rate: int, seconds: float) -> None:
           f"{unread:,} still buffered at the end")
     print(f"the app listed {app.feeder.delivered - app.unlisted - len(app.feeder.outbox):,} packets and counted "
           f"{app.unlisted:,} that came too fast to list")
+    from flowviz.gcuntrack import BUILT
+    print(f"garbage collection: {len(pauses)} collections, longest {max(pauses, default=0) * 1000:.0f} ms, "
+          f"{sum(pauses) * 1000:,.0f} ms in all (finished records untracked: {'yes' if BUILT else 'no, pure Python'})")
     print(f"key answered: {len(ms)} presses, median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms, "
           f"packets held up to {max(n for _, n in waits):,}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional, Protocol
 
+from ..gcuntrack import untrack
 from ..model import DROP, ICMP, RX, TX, Change, ChangeKind, Endpoint, Flow, Frame, Hop, HopEvent, Transition
 
 
@@ -192,4 +193,4 @@ def hops(events: list[HopEvent], frames: list[Frame], topology: Optional[Topolog
             changes.extend(ending(ev, fr))
         out.append(Hop(seq, ev, fr, Transition(tuple(changes)), ev.ts_ns - t0))
         prev_ev, prev_fr = ev, fr
-    return tuple(out)
+    return untrack(tuple(out))   # never in a cycle: out of the collector's lists (gcuntrack)

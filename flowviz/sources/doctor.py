@@ -92,7 +92,15 @@ def checks() -> list[Check]:
                      "a kernel with CONFIG_IP_VS", required=False))
     out.append(Check("iptables", shutil.which("iptables") is not None, shutil.which("iptables") or "missing",
                      "apt-get install iptables (the lab and topology use it)", required=False))
-    return out
+    return out + [_untrack_check()]
+
+
+def _untrack_check() -> Check:
+    from ..gcuntrack import BUILT
+    return Check("C helper flowviz._untrack", BUILT,
+                 "built: finished journeys leave the garbage collector's lists" if BUILT else
+                 "not in use: pure Python, the same output with longer garbage-collection pauses under load",
+                 "sudo ./scripts/setup (installs gcc and python3-dev, builds it)", required=False)
 
 
 def _compile_check(root: str, usable: list) -> list[Check]:
