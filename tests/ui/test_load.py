@@ -140,3 +140,38 @@ async def test_a_burst_is_listed_a_chunk_a_message_and_what_the_list_cannot_hold
         assert [lines[y] for y in range(len(lines))] == DataTable._y_offsets.fget(table)
         status = str(app.query_one("#status").render())
         assert f"({app.unlisted} came too fast to list)" in status
+
+
+async def test_a_batch_of_rows_leaves_the_table_as_add_row_does(make_app):
+    """JourneyList.add does add_row's bookkeeping once a batch: the rows, cells, keys, positions,
+    size and cursor are what Textual's own add_row, one row at a time, makes of the same journeys."""
+    import dataclasses
+
+    from flowviz.tui.panels import JourneyList
+    app = make_app("swarm-ingress.pcapng")
+    async with app.run_test(size=(170, 50)) as pilot:
+        while app.feeder.is_alive():
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        model = next(iter(app.journeys.values()))
+        batch = [dataclasses.replace(model, id=10_000 + i, reply_to=i if i % 3 == 0 else None,
+                                     incomplete=i % 4 == 0) for i in range(50)]
+        ours, theirs = JourneyList(id="ours"), JourneyList(id="theirs")
+        await app.screen.mount(ours, theirs)
+        await pilot.pause()
+        ours.add(batch[:1])   # from empty: the cursor gets its first cell
+        ours.add(batch[1:])
+        for j in batch:
+            theirs.add_row(*JourneyList._cells(j), key=str(j.id))
+        await pilot.pause(0.2)
+
+        def state(t: JourneyList):
+            rows = t.ordered_rows
+            return ([(r.key.value, r.height, r.label, r.auto_height) for r in rows],
+                    [[str(c) for c in t.get_row(r.key)] for r in rows],
+                    [t.get_row_index(r.key) for r in rows], t.row_count, t.virtual_size, t.cursor_coordinate,
+                    sorted(k.value for k in t._new_rows))
+        assert state(ours) == state(theirs)
+        cells = [str(c) for c in ours.get_row("10000")]
+        assert cells[:2] == ["10000", "↩ 0"] and cells[3] == f"{len(model.hops)}!" and "→" in cells[2]
+        assert ours.render_line(1) == theirs.render_line(1) and ours.render_line(50) == theirs.render_line(50)
