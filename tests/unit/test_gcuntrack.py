@@ -60,7 +60,9 @@ def _outputs(pure: bool) -> str:
         "from flowviz.render.jsonl import JsonLinesWriter\n"
         "from flowviz.render.text import TextWriter\n"
         "from flowviz.sources.replay import ReplaySource\n"
-        "print('built', gcuntrack.BUILT)\n"
+        "from flowviz.sources.doctor import _untrack_check\n"
+        "check = _untrack_check()   # what flowviz doctor says\n"
+        "print('built', gcuntrack.BUILT, check.ok, check.detail.split(':')[0])\n"
         "for path in sys.argv[1:]:\n"
         "    src = ReplaySource([path])\n"
         "    js, text = io.StringIO(), io.StringIO()\n"
@@ -73,8 +75,8 @@ def _outputs(pure: bool) -> str:
     return r.stdout
 
 
-def test_the_pure_python_fallback_gives_the_same_output_on_every_sample_capture():
+def test_the_pure_python_fallback_gives_the_same_output_on_every_sample_capture_and_doctor_says_which():
     built, pure = _outputs(pure=False), _outputs(pure=True)
-    assert built.startswith("built True\n") and pure.startswith("built False\n")
+    assert built.startswith("built True True built\n") and pure.startswith("built False False not in use\n")
     assert len(CAPTURES) >= 10 and built.count('"type": "journey"') > 20
     assert built.split("\n", 1)[1] == pure.split("\n", 1)[1]
