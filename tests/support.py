@@ -20,6 +20,12 @@ def sample(name: str) -> str:
     return str(resources.files("flowviz.pcaps") / name)
 
 
+def sample_captures() -> list[str]:
+    """Paths of every bundled capture, in name order."""
+    folder = resources.files("flowviz.pcaps")
+    return sorted(str(folder / p.name) for p in folder.iterdir() if p.name.endswith((".pcapng", ".pcap")))
+
+
 def flowviz(*args: str, timeout: float = 120, check: bool = False, input=None) -> subprocess.CompletedProcess:
     """Run the flowviz command line as a user would."""
     r = subprocess.run([sys.executable, "-m", "flowviz", *args], capture_output=True, text=True, timeout=timeout,

@@ -107,7 +107,7 @@ def _bar(segs: list[Segment], width: int = 96) -> list[str]:
 
 def _brackets(segs: list[Segment], width: int = 96) -> Optional[str]:
     """Under the bar of a VXLAN frame: which bytes the tunnel added and which are the inner frame
-    (None when no inner header was decoded: a cut or damaged inner frame)."""
+    (None when no inner header is drawn: no tunnel, or a cut or damaged inner frame)."""
     bar = _bar(segs, width)[1]
     cut = 0
     for s in segs:   # where the inner frame starts, in the bar's columns
@@ -143,7 +143,7 @@ def diagram(journey: Journey, i: int, width: int = 96) -> list[str]:
     segs = segments(hop.frame, ev.data, ev.wire_len)
     out = [title]
     out += _bar(segs, width)
-    brackets = _brackets(segs, width) if hop.frame.inner is not None else None
+    brackets = _brackets(segs, width)   # None unless an inner frame's headers are drawn
     if brackets is not None:
         out.append(brackets)
     out.append("")

@@ -233,6 +233,8 @@ class JourneyList(DataTable):
         (the cursor set again through its reactive, the columns ordered twice, an idle check:
         60 µs a row, most of a 1,000-journey intake under load in scripts/bench-tui) is done once
         for the whole batch; where Textual's table is not built as this expects, add_row each."""
+        if not journeys:
+            return
         try:
             from textual.widgets._data_table import DuplicateKey, Row, RowKey
             locations, data, rows, new = self._row_locations, self._data, self.rows, self._new_rows
@@ -252,8 +254,6 @@ class JourneyList(DataTable):
             data[key] = dict(zip(columns, self._cells(j)))
             rows[key] = Row(key, 1)
             new.add(key)
-        if not journeys:
-            return
         self._require_update_dimensions = True
         self.cursor_coordinate = self.cursor_coordinate
         if was_empty and self.show_cursor and self.cursor_type != "none":

@@ -13,9 +13,9 @@ from typing import NamedTuple
 from flowviz import gcuntrack
 from flowviz.correlate import Correlator
 from flowviz.sources.replay import ReplaySource
-from support import REPO, sample
+from support import sample, sample_captures
 
-CAPTURES = sorted(n for n in os.listdir(REPO / "pcaps") if n.endswith((".pcapng", ".pcap")))
+CAPTURES = sample_captures()
 
 
 class _Pair(NamedTuple):
@@ -70,7 +70,7 @@ def _outputs(pure: bool) -> str:
         "    sys.stdout.write(path + '\\n' + js.getvalue() + text.getvalue())\n"
     )
     env = dict(os.environ, FLOWVIZ_PURE_PYTHON="1" if pure else "0")
-    r = subprocess.run([sys.executable, "-c", code, *(str(REPO / "pcaps" / n) for n in CAPTURES)],
+    r = subprocess.run([sys.executable, "-c", code, *CAPTURES],
                        capture_output=True, text=True, env=env, timeout=300, check=True)
     return r.stdout
 

@@ -16,10 +16,9 @@ from flowviz.model import HopEvent
 from flowviz.render.jsonl import JsonLinesWriter, _encode, _escaped, _line, hop_object, journey_object
 from flowviz.render.changes import change_json
 from flowviz.sources.replay import ReplaySource
-from support import sample
+from support import sample_captures
 
-CAPTURES = [sample(n) for n in sorted(os.listdir(os.path.dirname(sample("swarm-ingress.pcapng"))))
-            if n.endswith(".pcapng")]
+CAPTURES = sample_captures()
 CAPTURES += [os.path.join(fuzz_target.CORPUS, n) for n in sorted(os.listdir(fuzz_target.CORPUS))]
 
 
