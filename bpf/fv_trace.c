@@ -486,6 +486,7 @@ static __always_inline int fv_hit(struct fv_skb *s, struct fv_level *outer, stru
 #endif
     return hit;
 }
+#endif
 
 /* Is this level an ICMP error? The kernel may turn a followed packet into one in place (a VXLAN
  * device too small for it answers with the same skb: iptunnel_pmtud_build_icmp), so its identity
@@ -525,7 +526,6 @@ static __always_inline __u32 fv_ident(struct fv_skb *s, struct fv_level *l)
         word &= 0xffff0000;   /* keep the sequence (bytes 6-7), not the ID */
     return (((__u32)l->ipid << 16) ^ l->iplen ^ ((__u32)l->proto << 24) ^ word) | 1;
 }
-#endif
 
 /* A packet is admitted or refused once, though the kernel may hand it on in another sk_buff
  * with a tuple no earlier sighting showed (real IPVS in ingress_sbox, Debian's 6.1: the request
@@ -553,22 +553,18 @@ static __always_inline int fv_decide(__u32 ident)
 
 /* Is this sighting followed? 1: yes; 0: no; FV_REFUSE: it belongs to a flow
  * not followed (shed or sampled out). A tracked skb is (refused: still not),
- * unless its identity shows another packet at the same address; an untracked
- * one when its tuple is a followed flow's (a reply, a later packet), or when
- * its outer or VXLAN-inner headers match the filter and fv_admit takes the new
- * flow. The sighting's tuple joins fv_flows as followed or refused, so
- * NAT-rewritten tuples are in too. *ident gets the packet's identity (0: no
- * filter, nothing parsed); *t is cleared when its entry was another packet's. */
+ * unless its identity shows another packet at the same address (sockets free
+ * skbs without a tracepoint, and the address comes back with the next packet);
+ * an untracked one when its tuple is a followed flow's (a reply, a later
+ * packet), or when its outer or VXLAN-inner headers match the filter and
+ * fv_admit takes the new flow. The sighting's tuple joins fv_flows as followed
+ * or refused, so NAT-rewritten tuples are in too. With FV_ALL every packet is a
+ * flow of its own: no tuples, fv_admit for each new packet. *ident gets the
+ * packet's identity (0: not an IP packet); *t is cleared when its entry was
+ * another packet's. */
 static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 *ident)
 {
     int refused = *t ? ((*t)->flags & FV_TRK_REFUSED) : 0;
-#ifdef FV_ALL
-    *ident = 0;
-    if (!*t && !fv_admit())   /* every packet is a flow of its own */
-        return FV_REFUSE;
-    return refused ? FV_REFUSE : 1;
-#else
-    __u8 followed = FV_FLOW_FOLLOWED, shed = FV_FLOW_REFUSED;
     struct fv_level outer = {}, inner = {};
     unsigned char *inner_l2 = 0;
     int levels = 0;
@@ -576,10 +572,6 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
     if (s->head && s->nh != 0xffff)
         levels = fv_parse(s->head + s->nh, FV_NTOHS(s->proto), &outer, &inner, &inner_l2);
     struct fv_level *last = levels == 2 ? &inner : &outer;
-    struct fv_flow flow = {};
-    __builtin_memset(&flow, 0, sizeof(flow));
-    if (levels)
-        fv_flow_of(last, &flow);
     if (*t && levels) {
         *ident = fv_ident(s, last);
         if ((*t)->ident && (*t)->ident != *ident && !fv_icmp_error(last)) {
@@ -587,6 +579,20 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
             refused = 0;
         }
     }
+#ifdef FV_ALL
+    if (!*t) {
+        if (levels && !*ident)
+            *ident = fv_ident(s, last);
+        if (!fv_admit())
+            return FV_REFUSE;
+    }
+    return refused ? FV_REFUSE : 1;
+#else
+    __u8 followed = FV_FLOW_FOLLOWED, shed = FV_FLOW_REFUSED;
+    struct fv_flow flow = {};
+    __builtin_memset(&flow, 0, sizeof(flow));
+    if (levels)
+        fv_flow_of(last, &flow);
     if (!*t) {
 #ifdef FV_NETNS
         if (s->netns != FV_NETNS)

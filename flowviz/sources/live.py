@@ -176,7 +176,8 @@ def build_cflags(flt: FlowFilter, netns_inode: Optional[int], root: str, sample:
     nums = release()
     cf += [f"-DFV_RINGBUF_PAGES={ringbuf_pages()}", f"-DPAGE_SIZE={os.sysconf('SC_PAGE_SIZE')}",
            f"-DFV_LINUX_VERSION_CODE={(nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)}",
-           f"-I{bpf_dir()}"]
+           f"-I{bpf_dir()}",
+           "-Werror=implicit-function-declaration"]   # else a function left out by an #ifdef loads as a call to nothing
     if sample > 1:
         cf.append(f"-DFV_SAMPLE={sample}")
     if os.environ.get("FLOWVIZ_COMPACT", "1") == "0":   # every sighting with its bytes (the tests compare)
