@@ -495,13 +495,15 @@ def bulk(target, nbytes: int) -> int:
         return int(s.recv(256).rsplit(b" ", 1)[-1])
 
 
-def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(swarm_lab, monkeypatch):
+@pytest.mark.parametrize("kind", ["raw", "perf"])
+def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(swarm_lab, kind, monkeypatch):
     """No filter: every packet is a flow of its own. A TCP transfer through the path while the follower
     is stopped: once the ring buffer is half full the kernel sheds every new packet. A TCP receiver frees
     the segments it merges without a tracepoint, so their skb addresses come back with new packets while
     still tracked; such a packet is told apart by its identity and shed as new, not reported as the old
     one (which filled the ring and lost sightings). So nothing is lost and no journey is incomplete."""
     monkeypatch.setenv("FLOWVIZ_RINGBUF_PAGES", "64")
+    monkeypatch.setenv("FLOWVIZ_TRACEPOINTS", kind)
     with following("--json") as f:
         time.sleep(0.3)
         os.kill(f.proc.pid, signal.SIGSTOP)
@@ -513,4 +515,4 @@ def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(sw
     assert f.returncode == 0, f.stderr
     s = [o for o in f.objects() if o["type"] == "summary"][-1]
     assert s["shed"] > 100 and s["lost"] == 0 and s["incomplete"] == 0, s
-    assert f.journeys() and "sightings were lost" not in f.stderr
+    assert f.journeys() and "sightings were lost" not in f.stderr and f"on {kind} tracepoints" in f.stderr
