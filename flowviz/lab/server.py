@@ -31,56 +31,65 @@ def serve(ports: list[int], name: str, bind: str = "0.0.0.0") -> None:
         u.bind((bind, port))
         u.setblocking(False)
         sel.register(u, selectors.EVENT_READ, "udp")
-    prefix = f"flowviz-lab {name} ".encode()
-    bulk: dict = {}   # sink connections → bytes read so far
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)   # the parent stops reading after "ready"
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
+    answer = _Answers(sel, f"flowviz-lab {name} ".encode())
     while True:
         for key, _ in sel.select():
-            s = key.fileobj
-            if key.data == "tcp-listen":
-                try:
-                    conn, _ = s.accept()
-                except BlockingIOError:
-                    continue
-                conn.setblocking(False)
-                sel.register(conn, selectors.EVENT_READ, "tcp")
-            elif key.data == "udp":
-                try:
-                    data, peer = s.recvfrom(2048)
-                except BlockingIOError:
-                    continue
-                s.sendto(prefix + data, peer)
-            elif key.data == "bulk":
-                try:
-                    data = s.recv(1 << 20)
-                except BlockingIOError:
-                    continue
-                except ConnectionError:
-                    data = b""
-                if data:
-                    bulk[s] += len(data)
-                    continue
-                _answer(s, prefix + str(bulk.pop(s)).encode())
-                sel.unregister(s)
-                s.close()
-            else:
-                try:
-                    data = s.recv(2048)
-                except BlockingIOError:
-                    continue
-                except ConnectionError:
-                    data = b""
-                if data.startswith(b"BULK"):
-                    bulk[s] = len(data) - 4
-                    sel.modify(s, selectors.EVENT_READ, "bulk")
-                    continue
-                if data:
-                    _answer(s, prefix + data)
-                sel.unregister(s)
-                s.close()
+            try:
+                getattr(answer, key.data.replace("-", "_"))(key.fileobj)
+            except BlockingIOError:
+                continue
+
+
+class _Answers:
+    """What the server does with a socket that is ready, by its kind (the selector's data)."""
+
+    def __init__(self, sel, prefix: bytes):
+        self.sel = sel
+        self.prefix = prefix
+        self.bulk: dict = {}   # sink connections → bytes read so far
+
+    def tcp_listen(self, s) -> None:
+        conn, _ = s.accept()
+        conn.setblocking(False)
+        self.sel.register(conn, selectors.EVENT_READ, "tcp")
+
+    def udp(self, s) -> None:
+        data, peer = s.recvfrom(2048)
+        s.sendto(self.prefix + data, peer)
+
+    def bulk_sink(self, s) -> None:
+        data = _recv(s, 1 << 20)
+        if data:
+            self.bulk[s] += len(data)
+            return
+        _answer(s, self.prefix + str(self.bulk.pop(s)).encode())
+        self._close(s)
+
+    def tcp(self, s) -> None:
+        data = _recv(s, 2048)
+        if data.startswith(b"BULK"):
+            self.bulk[s] = len(data) - 4
+            self.sel.modify(s, selectors.EVENT_READ, "bulk-sink")
+            return
+        if data:
+            _answer(s, self.prefix + data)
+        self._close(s)
+
+    def _close(self, s) -> None:
+        self.sel.unregister(s)
+        s.close()
+
+
+def _recv(s: socket.socket, n: int) -> bytes:
+    """What the peer sent (b"": it closed, or reset the connection); BlockingIOError: nothing yet."""
+    try:
+        return s.recv(n)
+    except ConnectionError:
+        return b""
 
 
 def _answer(s: socket.socket, data: bytes) -> None:
