@@ -86,7 +86,7 @@ static __always_inline int fv_send(__u64 key, __u8 hook, struct fv_event *src, i
             __u32 c = p->count;
             x->e.nnotes = c > FV_MAX_NOTES ? FV_MAX_NOTES : c;
             bpf_probe_read_kernel(x->notes, sizeof(x->notes), p->n);
-            fv_events.ringbuf_submit(x, 0);
+            fv_events.ringbuf_submit(x, FV_SUBMIT);
         }
         fv_notes.delete(&key);
         return x != 0;

@@ -334,7 +334,7 @@ class _RingBuf:
         from bcc.libbcc import _RINGBUF_CB_TYPE
 
         def cb(ctx, data, size):
-            return callback(ctx, data, size) or 0   # negative: libbpf ends the poll here
+            return callback(ctx, data, size) or 0   # negative: libbpf ends the take here
         fn = _RINGBUF_CB_TYPE(cb)
         self.bpf._callbacks.append(fn)   # kept alive as long as the manager may call it
         self.bpf._open_ring_buffer(self.fd, fn, None)

@@ -33,11 +33,17 @@ FV_EV_COMPACT = 2
 FV_HEAD = struct.Struct("<QQ6IHBBBB2s16s")
 #: bytes of compact sightings' skbs kept, at most: more than fv_tracked (65536) can have followed at once
 SNAPS_MAX = 1 << 17
-#: sightings one poll takes from the ring buffer before they are correlated. Unbounded, a poll kept
+#: sightings one take from the ring buffer converts before they are correlated. Unbounded, a poll kept
 #: converting while the kernel kept producing (converting is cheaper than correlating): the backlog
 #: grew in Python instead of in the ring, where the kernel would have shed new flows, and a poll could
 #: last as long as the load (scripts/bench-live fed 109,000 of 784,000 taken at 8,000 requests/s).
 POLL_MAX = 4096
+#: seconds between two takes from the ring buffer while sightings come (the kernel wakes no one: see
+#: FV_SUBMIT in bpf/fv_trace.c); while none come, twice as long each time, up to POLL_IDLE_S (a
+#: follower waiting for traffic wakes 20 times a second). The ring holds ~21,000 sightings: 50 ms of
+#: the busiest flood bench-live offers.
+POLL_S = 0.01
+POLL_IDLE_S = 0.05
 
 #: hook number → (tracepoint name shown to people, direction)
 HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
@@ -384,7 +390,7 @@ class LiveSource:
         self._pending.append(self.convert(ctypes.string_at(data, size)))
         self._read_bytes += (size + 15) & ~7   # as fv_reserved counts it: the record's header, 8-byte aligned
         if len(self._pending) >= POLL_MAX:
-            return -1   # libbpf ends this poll (this record is taken); the rest wait in the ring
+            return -1   # libbpf ends this take (this record is taken); the rest wait in the ring
         return 0
 
     def _tell_read(self) -> None:
@@ -397,22 +403,29 @@ class LiveSource:
         self._told = self._read_bytes
 
     def events(self) -> Iterator[Optional[HopEvent]]:
-        """Sightings as they arrive, at most POLL_MAX a poll; after any that the kernel could not hand
+        """Sightings as they arrive, at most POLL_MAX a take; after any that the kernel could not hand
         over (the lost count grew), a LOST marker, so that journeys open then are known to possibly
-        miss one."""
-        poll = self.bpf.ring_buffer_poll
+        miss one. The kernel wakes no one (FV_SUBMIT): what is in the ring is taken every POLL_S
+        (up to POLL_IDLE_S while it stays empty), and at once again after a take that stopped at
+        POLL_MAX."""
+        take = self.bpf.ring_buffer_consume
         lost_seen = self.lost
         owed = False   # a loss whose marker must come (again) after the next batch
+        capped = False
+        wait = POLL_S
         while not self._stopped:
-            # Read before the poll: a sighting lost before now was lost after every record committed
-            # before it; a poll that drains the ring takes all of those, so the marker comes after
+            if not capped:
+                time.sleep(wait)
+            # Read before the take: a sighting lost before now was lost after every record committed
+            # before it; a take that drains the ring takes all of those, so the marker comes after
             # them. (Read after it, a loss could be counted while earlier records still waited: their
-            # journey would begin after the marker and never be marked.) A poll that stopped at
+            # journey would begin after the marker and never be marked.) A take that stopped at
             # POLL_MAX may have left some of those in the ring: the marker comes again after the next
-            # batch, until a poll drained the ring.
+            # batch, until a take drained the ring.
             lost = self.lost
-            poll(100)
+            take()
             capped = len(self._pending) >= POLL_MAX   # it stopped there: the ring may hold more
+            wait = POLL_S if self._pending else min(wait * 2, POLL_IDLE_S)
             self._tell_read()
             if self._pending:
                 batch, self._pending = self._pending, []

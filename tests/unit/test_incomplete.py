@@ -99,15 +99,15 @@ def test_a_compact_sighting_takes_its_skbs_last_bytes():
 
 
 class _Ring:
-    """A kernel ring buffer as libbpf's poll hands it over: records to the callback, in order, until
+    """A kernel ring buffer as libbpf's consume hands it over: records to the callback, in order, until
     it is empty or the callback returns a negative number (that record taken, the rest left)."""
 
     def __init__(self, src, records: int):
         import ctypes
-        self.src, self.left, self.polls = src, records, []
+        self.src, self.left, self.takes = src, records, []
         self.rec = ctypes.create_string_buffer(b"x" * 24)
 
-    def ring_buffer_poll(self, _timeout):
+    def ring_buffer_consume(self):
         import ctypes
         taken = 0
         while self.left:
@@ -115,21 +115,25 @@ class _Ring:
             taken += 1
             if self.src._on_event(None, ctypes.addressof(self.rec), 24) < 0:
                 break
-        self.polls.append(taken)
+        self.takes.append(taken)
 
     def __getitem__(self, name):
         raise KeyError(name)   # the lost count: the source's own (_lost), set by the test
 
 
-def test_a_poll_takes_at_most_poll_max_and_a_loss_is_marked_until_a_poll_drained_the_ring(monkeypatch):
-    """Under load a poll kept converting while the kernel kept producing; now it stops at POLL_MAX
-    and the batch is correlated first. A loss counted while records committed before it may still
-    wait in the ring is marked after each batch until one poll drained the ring."""
+def test_a_take_stops_at_poll_max_and_a_loss_is_marked_until_a_take_drained_the_ring(monkeypatch):
+    """Under load a poll kept converting while the kernel kept producing; now a take stops at
+    POLL_MAX and the batch is correlated first, and the next take comes at once (no wait of POLL_S:
+    the ring holds more). A loss counted while records committed before it may still wait in the
+    ring is marked after each batch until one take drained the ring."""
     from flowviz.model import LOST
     from flowviz.sources import live
     from flowviz.sources.live import LiveSource
 
     monkeypatch.setattr(live, "POLL_MAX", 100)
+    monkeypatch.setattr(live, "POLL_S", 0.001)
+    waits = []
+    monkeypatch.setattr(live.time, "sleep", waits.append)
     src = LiveSource.__new__(LiveSource)   # the bookkeeping alone, nothing attached
     src._pending, src._stopped, src.delivered = [], False, 0
     src._read_bytes = src._told = 0
@@ -144,9 +148,33 @@ def test_a_poll_takes_at_most_poll_max_and_a_loss_is_marked_until_a_poll_drained
         if len(out) == 0:
             src._lost = 3   # counted while the first batch is correlated
         out.append(got.dir)
-    assert ring.polls == [100, 100, 50, 0]
+    assert ring.takes == [100, 100, 50, 0] and waits == [0.001, 0.001]   # before the first, and after 50
     marks = [i for i, d in enumerate(out) if d == LOST]
-    # the loss was read before the second poll, which stopped at POLL_MAX: a marker after its batch,
+    # the loss was read before the second take, which stopped at POLL_MAX: a marker after its batch,
     # and again after the third's, which drained the ring; none after that
     assert marks == [200, 251] and len(out) == 252
     assert src.delivered == 250
+
+
+def test_an_empty_ring_is_looked_at_less_often_and_a_sighting_brings_the_pace_back(monkeypatch):
+    """The kernel wakes no one: the follower looks every POLL_S while sightings come, and waits twice
+    as long after each empty look, up to POLL_IDLE_S."""
+    from flowviz.sources import live
+    from flowviz.sources.live import LiveSource
+
+    monkeypatch.setattr(live, "POLL_S", 0.01)
+    monkeypatch.setattr(live, "POLL_IDLE_S", 0.05)
+    waits = []
+    monkeypatch.setattr(live.time, "sleep", waits.append)
+    src = LiveSource.__new__(LiveSource)
+    src._pending, src._stopped, src.delivered = [], False, 0
+    src._lost = 0
+    src._read_bytes = src._told = 0
+    src._tell_read = lambda: None
+    src.convert = lambda raw: HopEvent(1, "eth0", "rx", raw)
+    ring = src.bpf = _Ring(src, 0)
+    got = src.events()
+    assert [next(got) for _ in range(5)] == [None] * 5
+    ring.left = 2
+    assert [next(got).dir for _ in range(2)] == ["rx", "rx"] and next(got) is None
+    assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.01]
