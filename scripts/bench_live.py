@@ -8,7 +8,9 @@
    interleaved and the median of each mode is compared to detached, as a
    ratio, so the noisy shared machine affects all modes alike. Then one more round
    of each attached mode with kernel.bpf_stats_enabled on: each program's calls and
-   its own time per call (bpftool), a figure the machine's noise does not move.
+   its own time per call (bpftool), a figure the machine's noise does not move;
+   and the same while following 500 UDP requests/s, a load userspace keeps up with
+   (where the kernel woke the follower for most records), with the follower's CPU time.
 2. Sightings per second userspace takes without loss: UDP requests through the
    same path at rising rates while flowviz follows them (correlating and
    writing JSON to /dev/null); for each rate the delivered and lost counts and
@@ -207,6 +209,35 @@ print(n, time.perf_counter() - t0)
 """
 
 
+def bench_following_cost(rate: int, seconds: float) -> None:
+    """What following costs per sighting while userspace keeps up: `flowviz follow` following UDP
+    requests at a steady rate, each program's own time per call (bpf_stats) and the follower's CPU
+    time; figures the machine's noise moves little."""
+    calls: dict[str, list[int]] = {}
+    with bpf_stats():
+        p = start_follow("--proto", "udp", "--dport", str(SWARM.port))
+        try:
+            before = _cpu_s(p.pid)
+            sender = subprocess.run([sys.executable, "-c", SENDER, str(rate), str(seconds), SWARM.netns,
+                                     SWARM.addr, str(SWARM.port), "one"], capture_output=True, text=True)
+            time.sleep(0.5)   # the last requests' journeys
+            used = _cpu_s(p.pid) - before
+            program_stats(calls)
+        finally:
+            stop_follow(p)
+    sent = int(sender.stdout.split()[0]) if sender.stdout else 0
+    print(f"following {sent / seconds:,.0f} UDP requests/s for {seconds:g} s (userspace keeps up): follower CPU "
+          f"{used / seconds:.0%} of a core; the programs' own time per call:")
+    print("    " + ", ".join(f"{prog} {ns // n} ns ({n:,})" for prog, (n, ns) in sorted(calls.items()) if n))
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds a process used so far (user + system, all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_capacity(rates: list[int], seconds: float, flows: str) -> None:
     """Follow UDP requests in this process while another process sends them (flows "one": all from
     one socket, one flow; "each": a socket, so a new flow, per request); count what arrives, what
@@ -277,6 +308,7 @@ def main() -> int:
             ATTACH_S.clear()
             bench_attach(args.starts)
             bench_throughput(args.rounds, args.seconds)
+            bench_following_cost(500, args.seconds)
             for flows in ("one", "each"):
                 bench_capacity([int(r) for r in args.rates.split(",")], 2.0, flows)
     finally:
