@@ -35,6 +35,7 @@ async def run(rate: int, seconds: float) -> None:
     from flowviz.pipeline import tune_gc
     from flowviz.sources.synthetic import SyntheticSource
     from flowviz.tui import create_app
+    from flowviz.tui.feed import UI_TURN_S
 
     tune_gc()   # as the CLI does
     pauses = _gc_pauses()
@@ -66,6 +67,8 @@ async def run(rate: int, seconds: float) -> None:
           f"{sum(pauses) * 1000:,.0f} ms in all (finished records untracked: {'yes' if BUILT else 'no, pure Python'})")
     print(f"key answered: {len(ms)} presses, median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms, "
           f"packets held up to {max(n for _, n in waits):,}")
+    print(f"the feeder left the UI thread the GIL for {app.feeder.turns:,} turns of {UI_TURN_S * 1000:g} ms "
+          f"(its heartbeat was late)")
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Optional
 
@@ -20,6 +21,7 @@ SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)   # hops per second
 INTAKE = 1000   # journeys taken into the list per message (keys are answered between two)
 INTAKE_GAP = 0.002   # s: between two intakes of one burst
 MIN_TIMED_STEP, MAX_TIMED_STEP = 0.05, 4.0  # s: timed playback keeps every hop visible, and moving
+BEAT_S = 0.02   # s between the heartbeats that tell the feeder the UI thread keeps up (feed.BEAT_LATE_S)
 
 
 class FlowvizApp(App):
@@ -90,7 +92,12 @@ class FlowvizApp(App):
         self.query_one("#explainbox").border_title = "explain"
         self._timer = self.set_timer(self._delay(), self._tick, pause=not self.playing)
         self._update_status()
+        self._beat()
+        self.set_interval(BEAT_S, self._beat)
         self.feeder.start()
+
+    def _beat(self) -> None:
+        self.feeder.beat = time.monotonic()
 
     def on_unmount(self) -> None:
         self._closing = True

@@ -179,3 +179,14 @@ async def test_a_batch_of_rows_leaves_the_table_as_add_row_does(make_app):
         cells = [str(c) for c in ours.get_row("10000")]
         assert cells[:2] == ["10000", "↩ 0"] and cells[3] == f"{len(model.hops)}!" and "→" in cells[2]
         assert ours.render_line(1) == theirs.render_line(1) and ours.render_line(50) == theirs.render_line(50)
+
+
+async def test_the_app_beats_while_it_runs(make_app):
+    from flowviz.tui.app import BEAT_S
+
+    app = make_app("swarm-ingress.pcapng")
+    async with app.run_test(size=(170, 50)) as pilot:
+        first = app.feeder.beat
+        assert first is not None
+        await pilot.pause(BEAT_S * 5)
+        assert app.feeder.beat > first
