@@ -1,8 +1,9 @@
 """Live tracing cost and capacity, measured on the lab's swarm ingress path.
 
 1. TCP throughput client → 192.168.21.192:20229 → task on node2 (the full path:
-   DNAT, fwmark, IPVS emulation, SNAT, VXLAN) with flowviz detached, attached
-   with a filter that matches nothing (--dport 9), with a tcpdump expression that
+   DNAT, fwmark, IPVS emulation, SNAT, VXLAN) with flowviz detached, with
+   programs that return at once attached at the same raw tracepoints (what
+   attaching there costs at all: the floor), attached with a filter that matches nothing (--dport 9), with a tcpdump expression that
    matches nothing, evaluated in the kernel, and attached following
    every packet (no filter) with its output going to /dev/null. Rounds are
    interleaved and the median of each mode is compared to detached, as a
@@ -39,6 +40,7 @@ import time
 from contextlib import contextmanager
 
 from flowviz.lab.scenarios import TARGETS
+from flowviz.sources.live import TRACEPOINTS
 from flowviz.netns import entered
 
 SWARM = TARGETS["swarm-ingress"]
@@ -92,8 +94,28 @@ def stop_follow(p: subprocess.Popen) -> None:
     p.communicate(timeout=60)
 
 
+NOOP_C = "".join(f"int noop_{event}(void *ctx) {{ return 0; }}\n" for _, event, _, _ in TRACEPOINTS)
+
+
+class NoopAttached:
+    """Programs that return at once on the raw tracepoints flowviz attaches to: what attaching there
+    costs at all, the floor under any tracer's figure."""
+
+    def __init__(self):
+        from bcc import BPF
+
+        from flowviz.sources.kernel import use_shim_headers
+        use_shim_headers()
+        self.bpf = BPF(text=NOOP_C)
+        for _, event, _, _ in TRACEPOINTS:
+            self.bpf.attach_raw_tracepoint(tp=event, fn_name=f"noop_{event}")
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
 def bench_throughput(rounds: int, seconds: float) -> None:
-    modes = [("detached", None, "")]
+    modes = [("detached", None, ""), ("no-op programs on the same raw tracepoints (the floor)", None, "noop")]
     for tp in ("perf", "raw"):   # each attached mode on both kinds of tracepoint
         modes += [(f"{tp}: filter matches nothing (--dport 9)", ("--dport", "9"), tp),
                   (f"{tp}: expression matches nothing ('tcp port 9 or udp port 9')",
@@ -104,13 +126,16 @@ def bench_throughput(rounds: int, seconds: float) -> None:
     for _ in range(rounds):
         for name, args, tp in modes:
             p = start_follow(*args, tracepoints=tp) if args is not None else None
+            noop = NoopAttached() if tp == "noop" else None
             try:
                 results[name].append(throughput(seconds))
             finally:
                 if p is not None:
                     stop_follow(p)
+                if noop is not None:
+                    noop.close()
     with bpf_stats():   # a round of its own: the kernel's counting costs a clock read per call
-        for name, args, tp in modes[1:]:
+        for name, args, tp in modes[2:]:
             p = start_follow(*args, tracepoints=tp)
             try:
                 throughput(seconds)
@@ -126,7 +151,7 @@ def bench_throughput(rounds: int, seconds: float) -> None:
         return
     print("  the programs' own time per call, in one more round (kernel.bpf_stats_enabled; a program that"
           " returns at once shows ~30 ns here):")
-    for name, _, _ in modes[1:]:
+    for name, _, _ in modes[2:]:
         each = ", ".join(f"{prog} {ns // n} ns ({n:,})" for prog, (n, ns) in sorted(calls[name].items())
                          if n)
         print(f"    {name}: {each}")
