@@ -3,9 +3,10 @@
 1. TCP throughput client → 192.168.21.192:20229 → task on node2 (the full path:
    DNAT, fwmark, IPVS emulation, SNAT, VXLAN) with flowviz detached, with
    programs that return at once attached at the same raw tracepoints (what
-   attaching there costs at all: the floor), attached with a filter that matches nothing (--dport 9), with a tcpdump expression that
-   matches nothing, evaluated in the kernel, and attached following
-   every packet (no filter) with its output going to /dev/null. Rounds are
+   attaching there costs at all: the floor), attached with a filter that
+   matches nothing (--dport 9), with a tcpdump expression that matches nothing,
+   evaluated in the kernel, and attached following every packet (no filter)
+   with its output going to /dev/null. Rounds are
    interleaved and the median of each mode is compared to detached, as a
    ratio, so the noisy shared machine affects all modes alike. Then one more round
    of each attached mode with kernel.bpf_stats_enabled on: each program's calls and
@@ -134,8 +135,9 @@ def bench_throughput(rounds: int, seconds: float) -> None:
                     stop_follow(p)
                 if noop is not None:
                     noop.close()
+    followers = [(name, args, tp) for name, args, tp in modes if args is not None]
     with bpf_stats():   # a round of its own: the kernel's counting costs a clock read per call
-        for name, args, tp in modes[2:]:
+        for name, args, tp in followers:
             p = start_follow(*args, tracepoints=tp)
             try:
                 throughput(seconds)
@@ -151,10 +153,8 @@ def bench_throughput(rounds: int, seconds: float) -> None:
         return
     print("  the programs' own time per call, in one more round (kernel.bpf_stats_enabled; a program that"
           " returns at once shows ~30 ns here):")
-    for name, _, _ in modes[2:]:
-        each = ", ".join(f"{prog} {ns // n} ns ({n:,})" for prog, (n, ns) in sorted(calls[name].items())
-                         if n)
-        print(f"    {name}: {each}")
+    for name, _, _ in followers:
+        print(f"    {name}: {per_call(calls[name])}")
 
 
 @contextmanager
@@ -193,6 +193,11 @@ def program_stats(into: dict[str, list[int]]) -> None:
             calls_and_ns = into.setdefault(name, [0, 0])
             calls_and_ns[0] += prog["run_cnt"]
             calls_and_ns[1] += prog.get("run_time_ns", 0)
+
+
+def per_call(calls: dict[str, list[int]]) -> str:
+    """Each program's own time per call and its calls, as program_stats counted them."""
+    return ", ".join(f"{prog} {ns // n} ns ({n:,})" for prog, (n, ns) in sorted(calls.items()) if n)
 
 
 def bench_attach(starts: int) -> None:
@@ -253,7 +258,7 @@ def bench_following_cost(rate: int, seconds: float) -> None:
     sent = int(sender.stdout.split()[0]) if sender.stdout else 0
     print(f"following {sent / seconds:,.0f} UDP requests/s for {seconds:g} s (userspace keeps up): follower CPU "
           f"{used / seconds:.0%} of a core; the programs' own time per call:")
-    print("    " + ", ".join(f"{prog} {ns // n} ns ({n:,})" for prog, (n, ns) in sorted(calls.items()) if n))
+    print(f"    {per_call(calls)}")
 
 
 def _cpu_s(pid: int) -> float:

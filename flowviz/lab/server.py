@@ -20,32 +20,33 @@ import sys
 
 def serve(ports: list[int], name: str, bind: str = "0.0.0.0") -> None:
     sel = selectors.DefaultSelector()
+    answer = _Answers(sel, f"flowviz-lab {name} ".encode())
     for port in ports:
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         t.bind((bind, port))
         t.listen(128)
         t.setblocking(False)
-        sel.register(t, selectors.EVENT_READ, "tcp-listen")
+        sel.register(t, selectors.EVENT_READ, answer.tcp_listen)
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.bind((bind, port))
         u.setblocking(False)
-        sel.register(u, selectors.EVENT_READ, "udp")
+        sel.register(u, selectors.EVENT_READ, answer.udp)
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)   # the parent stops reading after "ready"
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    answer = _Answers(sel, f"flowviz-lab {name} ".encode())
     while True:
         for key, _ in sel.select():
             try:
-                getattr(answer, key.data.replace("-", "_"))(key.fileobj)
+                key.data(key.fileobj)   # the handler it was registered with
             except BlockingIOError:
-                continue
+                pass   # nothing to read after all
 
 
 class _Answers:
-    """What the server does with a socket that is ready, by its kind (the selector's data)."""
+    """What the server does with a socket that is ready: one method per kind, each registered with the
+    selector as the socket's data."""
 
     def __init__(self, sel, prefix: bytes):
         self.sel = sel
@@ -55,7 +56,7 @@ class _Answers:
     def tcp_listen(self, s) -> None:
         conn, _ = s.accept()
         conn.setblocking(False)
-        self.sel.register(conn, selectors.EVENT_READ, "tcp")
+        self.sel.register(conn, selectors.EVENT_READ, self.tcp)
 
     def udp(self, s) -> None:
         data, peer = s.recvfrom(2048)
@@ -73,7 +74,7 @@ class _Answers:
         data = _recv(s, 2048)
         if data.startswith(b"BULK"):
             self.bulk[s] = len(data) - 4
-            self.sel.modify(s, selectors.EVENT_READ, "bulk-sink")
+            self.sel.modify(s, selectors.EVENT_READ, self.bulk_sink)
             return
         if data:
             _answer(s, self.prefix + data)

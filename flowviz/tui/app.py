@@ -93,7 +93,7 @@ class FlowvizApp(App):
         self._timer = self.set_timer(self._delay(), self._tick, pause=not self.playing)
         self._update_status()
         self._beat()
-        self.set_interval(BEAT_S, self._beat)
+        self._beats = self.set_interval(BEAT_S, self._beat)
         self.feeder.start()
 
     def _beat(self) -> None:
@@ -160,6 +160,7 @@ class FlowvizApp(App):
         if self._closing:
             return
         self.finished = True
+        self._beats.stop()   # no feeder left to tell
         self.problems = list(msg.problems)
         self._update_status()
 

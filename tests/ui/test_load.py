@@ -181,12 +181,47 @@ async def test_a_batch_of_rows_leaves_the_table_as_add_row_does(make_app):
         assert ours.render_line(1) == theirs.render_line(1) and ours.render_line(50) == theirs.render_line(50)
 
 
-async def test_the_app_beats_while_it_runs(make_app):
+class _Idle:
+    """A live-like source with nothing to say until end() (an idle tick every 10 ms meanwhile)."""
+    kind = "live"
+    problems: list = []
+
+    def __init__(self):
+        self.ended = False
+
+    def events(self):
+        while not self.ended:
+            time.sleep(0.01)
+            yield None
+
+    def end(self):
+        self.ended = True
+
+    stop = close = end
+
+    def now_ns(self):
+        return time.time_ns()
+
+    def status(self):
+        from flowviz.sources import SourceStatus
+        return SourceStatus("live", "idle")
+
+
+async def test_the_app_beats_while_the_feeder_runs_and_stops_after(make_app):
+    """The heartbeat the feeder reads (feed.BEAT_LATE_S) comes every BEAT_S while the source may
+    still give journeys; once it has finished there is nobody to tell, and the app's timer stops."""
     from flowviz.tui.app import BEAT_S
 
-    app = make_app("swarm-ingress.pcapng")
+    src = _Idle()
+    app = make_app(source=src, correlator=Correlator())
     async with app.run_test(size=(170, 50)) as pilot:
         first = app.feeder.beat
         assert first is not None
         await pilot.pause(BEAT_S * 5)
         assert app.feeder.beat > first
+        src.end()
+        while not app.finished:
+            await pilot.pause(0.05)
+        last = app.feeder.beat
+        await pilot.pause(BEAT_S * 5)
+        assert app.feeder.beat == last

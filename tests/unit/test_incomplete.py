@@ -121,6 +121,24 @@ class _Ring:
         raise KeyError(name)   # the lost count: the source's own (_lost), set by the test
 
 
+def _ringed_source(monkeypatch, records: int):
+    """A LiveSource with its bookkeeping alone (nothing attached) over a _Ring of ``records``; the
+    waits between takes are recorded instead of slept."""
+    from flowviz.sources import live
+    from flowviz.sources.live import LiveSource
+
+    waits: list = []
+    monkeypatch.setattr(live.time, "sleep", waits.append)
+    src = LiveSource.__new__(LiveSource)
+    src._pending, src._stopped, src.delivered = [], False, 0
+    src._read_bytes = src._told = 0
+    src._lost = 0
+    src._tell_read = lambda: None
+    src.convert = lambda raw: HopEvent(1, "eth0", "rx", raw)
+    ring = src.bpf = _Ring(src, records)
+    return src, ring, waits
+
+
 def test_a_take_stops_at_poll_max_and_a_loss_is_marked_until_a_take_drained_the_ring(monkeypatch):
     """Under load a poll kept converting while the kernel kept producing; now a take stops at
     POLL_MAX and the batch is correlated first, and the next take comes at once (no wait of POLL_S:
@@ -128,19 +146,10 @@ def test_a_take_stops_at_poll_max_and_a_loss_is_marked_until_a_take_drained_the_
     ring is marked after each batch until one take drained the ring."""
     from flowviz.model import LOST
     from flowviz.sources import live
-    from flowviz.sources.live import LiveSource
 
     monkeypatch.setattr(live, "POLL_MAX", 100)
     monkeypatch.setattr(live, "POLL_S", 0.001)
-    waits = []
-    monkeypatch.setattr(live.time, "sleep", waits.append)
-    src = LiveSource.__new__(LiveSource)   # the bookkeeping alone, nothing attached
-    src._pending, src._stopped, src.delivered = [], False, 0
-    src._read_bytes = src._told = 0
-    src._lost = 0
-    src._tell_read = lambda: None
-    src.convert = lambda raw: HopEvent(1, "eth0", "rx", raw)
-    ring = src.bpf = _Ring(src, 250)
+    src, ring, waits = _ringed_source(monkeypatch, 250)
     out = []
     for got in src.events():
         if got is None:   # the ring is empty
@@ -160,19 +169,10 @@ def test_an_empty_ring_is_looked_at_less_often_and_a_sighting_brings_the_pace_ba
     """The kernel wakes no one: the follower looks every POLL_S while sightings come, and waits twice
     as long after each empty look, up to POLL_IDLE_S."""
     from flowviz.sources import live
-    from flowviz.sources.live import LiveSource
 
     monkeypatch.setattr(live, "POLL_S", 0.01)
     monkeypatch.setattr(live, "POLL_IDLE_S", 0.05)
-    waits = []
-    monkeypatch.setattr(live.time, "sleep", waits.append)
-    src = LiveSource.__new__(LiveSource)
-    src._pending, src._stopped, src.delivered = [], False, 0
-    src._lost = 0
-    src._read_bytes = src._told = 0
-    src._tell_read = lambda: None
-    src.convert = lambda raw: HopEvent(1, "eth0", "rx", raw)
-    ring = src.bpf = _Ring(src, 0)
+    src, ring, waits = _ringed_source(monkeypatch, 0)
     got = src.events()
     assert [next(got) for _ in range(5)] == [None] * 5
     ring.left = 2
