@@ -6,3 +6,7 @@ and the outputs (text, JSON Lines, pcapng, the TUI) draw them.
 """
 
 __version__ = "0.1.0"
+
+from . import native as _native
+
+_native.install()   # a compiled module whose source changed since, or FLOWVIZ_PURE_PYTHON=1: its source

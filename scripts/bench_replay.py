@@ -5,7 +5,7 @@ request/reply pair with new IP IDs, ports and sequence numbers patched into the
 template bytes, then times, in one run on the same file:
 
   tshark -r FILE -T fields -e frame.number          (the reference)
-  flowviz replay FILE --json > /dev/null            (the whole job)
+  flowviz replay FILE --json > /dev/null            (the whole job; again with FLOWVIZ_PURE_PYTHON=1)
   and, in process, the stages: read, read+decode, read+decode+correlate,
   and scapy's RawPcapNgReader reading the same file (why the reader is ours).
 """
@@ -80,9 +80,14 @@ def main() -> int:
         if r.returncode != 0:
             print("tshark failed", file=sys.stderr)
             return 1
-        fv_t, r = timed(lambda: subprocess.run([sys.executable, "-m", "flowviz", "replay", path, "--json"],
-                                               stdout=subprocess.DEVNULL))
-        if r.returncode != 0:
+        def replay(pure: str):
+            env = dict(os.environ, FLOWVIZ_PURE_PYTHON=pure)
+            return subprocess.run([sys.executable, "-m", "flowviz", "replay", path, "--json"],
+                                  stdout=subprocess.DEVNULL, env=env)
+
+        fv_t, r = timed(lambda: replay("0"))
+        pure_t, r2 = timed(lambda: replay("1"))
+        if r.returncode != 0 or r2.returncode != 0:
             print("flowviz replay failed", file=sys.stderr)
             return 1
 
@@ -107,8 +112,13 @@ def main() -> int:
         stages = [("read (flowviz reader → HopEvent)", read_only), ("read + decode", read_decode),
                   ("read + decode + correlate", correlate), ("scapy RawPcapNgReader, read only", scapy_read)]
         h = args.hops
+        from flowviz import native
+        used = native.in_use().values()
+        print(f"compiled hot path (flowviz/native.py): {'in use' if all(used) else 'NOT in use'} "
+              f"(the stages below run {'compiled' if all(used) else 'as Python'})")
         print(f"{'':40} {'seconds':>8} {'hops/s':>10} {'× tshark':>9}")
-        rows = [("tshark -T fields -e frame.number", tshark_t), ("flowviz replay --json (whole job)", fv_t)]
+        rows = [("tshark -T fields -e frame.number", tshark_t), ("flowviz replay --json (whole job)", fv_t),
+                ("  the same, FLOWVIZ_PURE_PYTHON=1", pure_t)]
         for name, fn in stages:
             t, _ = timed(fn)
             rows.append((name, t))

@@ -26,18 +26,18 @@ def identity(frame: Frame):
     ip = f.ip
     if ip is not None:
         l4 = f.l4
-        t = type(l4)
-        if t is TCP:
+        inv: tuple
+        if type(l4) is TCP:
             inv = (l4.seq, l4.ack, l4.flags, l4.window)
-        elif t is UDP:
+        elif type(l4) is UDP:
             inv = (l4.length,)
-        elif t is ICMP:
+        elif type(l4) is ICMP:
             inv = (l4.type, l4.code, l4.seq)
         else:
             inv = ()
         if type(ip) is IPv4:
             return (ip.proto, ip.id, ip.length, inv, f.payload[:PAYLOAD_KEY_BYTES])
-        return (ip.proto, ip.flow, ip.length, inv, f.payload[:PAYLOAD_KEY_BYTES_V6])
+        return (ip.proto, ip.flow, ip.length, inv, f.payload[:PAYLOAD_KEY_BYTES_V6])  # type: ignore[union-attr]
     if f.arp is not None:
         a = f.arp
         return ("arp", a.op, a.sha, a.spa, a.tpa)
@@ -55,7 +55,7 @@ def flow_tuple(frame: Frame):
         return (ip.proto, ip.src, None, ip.dst, None)
     if type(l4) is ICMP:
         return (ip.proto, ip.src, l4.id, ip.dst, l4.id)
-    return (ip.proto, ip.src, l4.sport, ip.dst, l4.dport)
+    return (ip.proto, ip.src, l4.sport, ip.dst, l4.dport)  # type: ignore[union-attr]
 
 
 def reverse(t):

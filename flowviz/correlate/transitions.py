@@ -44,8 +44,9 @@ def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
     p_in, c_in = pf.innermost, cf.innermost
     routed = p_in.ip is not None and c_in.ip is not None and c_in.ip.ttl < p_in.ip.ttl
     both_tunnelled = pf.vxlan is not None and cf.vxlan is not None
-    routed_outer = not routed and both_tunnelled and cf.ip.ttl < pf.ip.ttl   # the underlay crossed a router
-    revni = both_tunnelled and pf.vxlan.vni != cf.vxlan.vni
+    # (the attributes below exist where they are read: mypy cannot follow these tests)
+    routed_outer = not routed and both_tunnelled and cf.ip.ttl < pf.ip.ttl  # type: ignore[union-attr]
+    revni = both_tunnelled and pf.vxlan.vni != cf.vxlan.vni  # type: ignore[union-attr]
     tunnel = (cf.vxlan is None) != (pf.vxlan is None) or revni
     changes = crossing(pe, ce, topology, routed or routed_outer) if not tunnel else []
     changes += route(pf, cf, routed, routed_outer)
@@ -75,9 +76,9 @@ def crossing(pe: HopEvent, ce: HopEvent, topology: Optional[Topology], routed: b
 
 def route(pf: Frame, cf: Frame, routed: bool, routed_outer: bool) -> list[Change]:
     if routed:
-        return [Change(ChangeKind.ROUTE, pf.innermost.ip.ttl, cf.innermost.ip.ttl)]
+        return [Change(ChangeKind.ROUTE, pf.innermost.ip.ttl, cf.innermost.ip.ttl)]  # type: ignore[union-attr]
     if routed_outer:
-        return [Change(ChangeKind.ROUTE, pf.ip.ttl, cf.ip.ttl)]
+        return [Change(ChangeKind.ROUTE, pf.ip.ttl, cf.ip.ttl)]  # type: ignore[union-attr]
     return []
 
 
@@ -94,9 +95,9 @@ def mark(pe: HopEvent, ce: HopEvent) -> list[Change]:
 def tunnelling(pf: Frame, cf: Frame, revni: bool) -> list[Change]:
     out = []
     if (pf.vxlan is not None and cf.vxlan is None) or revni:
-        out.append(Change(ChangeKind.DECAP, Flow.of(pf), Flow.of(pf.inner), vni=pf.vxlan.vni))
+        out.append(Change(ChangeKind.DECAP, Flow.of(pf), Flow.of(pf.inner), vni=pf.vxlan.vni))  # type: ignore
     if (cf.vxlan is not None and pf.vxlan is None) or revni:
-        out.append(Change(ChangeKind.ENCAP, Flow.of(cf.inner), Flow.of(cf), vni=cf.vxlan.vni))
+        out.append(Change(ChangeKind.ENCAP, Flow.of(cf.inner), Flow.of(cf), vni=cf.vxlan.vni))  # type: ignore
     return out
 
 
@@ -144,7 +145,8 @@ def nat(p: Frame, c: Frame) -> list[Change]:
     if pi is None or ci is None:
         return []
     pl, cl = p.l4, c.l4
-    same_ports = pl is None or cl is None or type(pl) is ICMP or (pl.sport == cl.sport and pl.dport == cl.dport)
+    same_ports = (pl is None or cl is None or type(pl) is ICMP
+                  or (pl.sport == cl.sport and pl.dport == cl.dport))  # type: ignore[union-attr]
     if pi.dst == ci.dst and pi.src == ci.src and same_ports:
         return []
     out = []
@@ -185,10 +187,11 @@ def hops(events: list[HopEvent], frames: list[Frame], topology: Optional[Topolog
     order = sorted(range(len(events)), key=lambda i: events[i].ts_ns)
     out = []
     t0 = events[order[0]].ts_ns
-    prev_ev = prev_fr = None
+    prev_ev: Optional[HopEvent] = None
+    prev_fr: Optional[Frame] = None
     for seq, i in enumerate(order):
         ev, fr = events[i], frames[i]
-        changes = classify(prev_ev, prev_fr, ev, fr, topology) if prev_ev is not None else []
+        changes = classify(prev_ev, prev_fr, ev, fr, topology) if prev_ev is not None else []  # type: ignore[arg-type]
         if seq == len(order) - 1:
             changes.extend(ending(ev, fr))
         out.append(Hop(seq, ev, fr, Transition(tuple(changes)), ev.ts_ns - t0))

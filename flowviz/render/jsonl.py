@@ -111,17 +111,18 @@ def _tuple_json(f) -> str:
             f'"sport": {_value(f.sport)}, "dport": {_value(f.dport)}')
 
 
-class _Recent(dict):
+class _Recent:
     """The last ``size`` distinct keys' values (forgotten all at once past that: no order kept)."""
 
     def __init__(self, size: int = 4096):
-        super().__init__()
         self.size = size
+        self.values: dict = {}
+        self.get = self.values.get
 
     def keep(self, key, value):
-        if len(self) >= self.size:
-            self.clear()
-        self[key] = value
+        if len(self.values) >= self.size:
+            self.values.clear()
+        self.values[key] = value
         return value
 
 

@@ -92,7 +92,7 @@ def checks() -> list[Check]:
                      "a kernel with CONFIG_IP_VS", required=False))
     out.append(Check("iptables", shutil.which("iptables") is not None, shutil.which("iptables") or "missing",
                      "apt-get install iptables (the lab and topology use it)", required=False))
-    return out + [_untrack_check()]
+    return out + [_untrack_check(), _native_check()]
 
 
 def _untrack_check() -> Check:
@@ -101,6 +101,22 @@ def _untrack_check() -> Check:
                  "built: finished journeys leave the garbage collector's lists" if BUILT else
                  "not in use: pure Python, the same output with longer garbage-collection pauses under load",
                  "sudo ./scripts/setup (installs gcc and python3-dev, builds it)", required=False)
+
+
+def _native_check() -> Check:
+    from .. import native
+    states = native.status()
+    used = native.in_use()
+    if all(used.values()):
+        return Check("compiled hot path", True, f"in use: {len(used)} modules compiled by mypyc (flowviz/native.py)",
+                     required=False)
+    stale = sorted(n for n, s in states.items() if s == "stale")
+    why = (f"{len(stale)} of {len(states)} modules changed since they were compiled: they run from their source"
+           if stale else "not built" if not any(used.values()) else "partly in use")
+    if os.environ.get("FLOWVIZ_PURE_PYTHON") == "1":
+        why = "not in use (FLOWVIZ_PURE_PYTHON=1)"
+    return Check("compiled hot path", False, f"{why}: pure Python, the same output, slower (scripts/bench-replay compares)",
+                 "sudo ./scripts/setup (installs gcc and python3-dev, compiles it with mypyc)", required=False)
 
 
 def _compile_check(root: str, usable: list) -> list[Check]:

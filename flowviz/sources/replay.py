@@ -49,8 +49,8 @@ class InterfaceNotes:
     def __init__(self):
         self.devices: dict[str, dict] = {}
 
-    def add(self, netns: Optional[str], ifname: str, description: Optional[str]) -> None:
-        if not description:
+    def add(self, netns: Optional[str], ifname: Optional[str], description: Optional[str]) -> None:
+        if not description or ifname is None:   # None: tcpdump -i any, each packet names its device
             return
         info = {k: unquote(v) for k, v in (tok.split("=", 1) for tok in description.split() if "=" in tok)}
         if info:
@@ -171,6 +171,8 @@ class ReplaySource:
             yield self._event(rec, place)
 
     def _new_place(self, iface: Interface, label: Optional[str]) -> tuple:
+        netns: Optional[str]
+        ifname: Optional[str]
         netns, ifname = _place(iface)
         if netns is None and label is not None:
             netns = label

@@ -14,7 +14,7 @@ T0 = 1_000_000_000_000
 
 def ev(i, place, d, frame, **kw) -> HopEvent:
     ns, _, dev = place.rpartition("/")
-    return HopEvent(ts_ns=T0 + i * 1000, ifname=dev, dir=d, data=frame, netns=ns or None, **kw)
+    return HopEvent(ts_ns=T0 + int(i * 1000), ifname=dev, dir=d, data=frame, netns=ns or None, **kw)
 
 
 def run(events, **kw):
@@ -159,14 +159,12 @@ def test_idle_ticks_do_not_sweep_connections_each_time(monkeypatch):
     import flowviz.correlate as corr
     monkeypatch.setattr(corr, "SWEEP_EVERY", 10)
     c = Correlator()
-    sweeps = []
-    monkeypatch.setattr(c.conns, "sweep", lambda now: sweeps.append(c.events))
     for i in range(10):
         c.feed(ev(i, "c1/eth0", "tx", tcp_frame(A, B, "10.0.0.1", "10.0.0.2", 40000 + i, 80, ip_id=i)))
-    assert sweeps == [10]
+    assert c._swept_at == 10   # the event count at the last sweep (compiled, methods cannot be patched)
     for t in range(50):
         c.expire(T0 + 10_000 + t * 1000)
-    assert sweeps == [10]
+        assert c._swept_at == 10
 
 
 def test_a_packet_no_hop_could_make_match_is_never_kept():

@@ -1,6 +1,7 @@
 """flowviz._untrack takes a finished journey's records out of the garbage collector's lists; the
 pure-Python fallback (not built, or FLOWVIZ_PURE_PYTHON=1) leaves them in. Values, and so every
-output, are the same either way."""
+output, are the same either way; likewise with the hot path compiled by mypyc (flowviz/native.py)
+or run from its source."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import gc
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 from flowviz import gcuntrack
@@ -16,6 +18,7 @@ from flowviz.sources.replay import ReplaySource
 from support import sample, sample_captures
 
 CAPTURES = sample_captures()
+CORPUS = sorted(str(p) for p in (Path(__file__).parents[1] / "fuzz-corpus").iterdir())
 
 
 class _Pair(NamedTuple):
@@ -51,32 +54,41 @@ def test_only_tuples_are_untracked_and_what_they_hold_stays_alive():
 
 
 def _outputs(pure: bool) -> str:
-    """Every sample capture's JSON Lines and text output, from a fresh interpreter."""
+    """Every sample capture's and fuzz-corpus file's JSON Lines and text output (or the error it
+    gives), from a fresh interpreter; first what doctor says of the C helper and the compiled modules."""
     code = (
         "import io, sys\n"
-        "from flowviz import gcuntrack\n"
+        "from flowviz import gcuntrack, native\n"
         "from flowviz.correlate import Correlator\n"
         "from flowviz.pipeline import Pipeline\n"
         "from flowviz.render.jsonl import JsonLinesWriter\n"
         "from flowviz.render.text import TextWriter\n"
         "from flowviz.sources.replay import ReplaySource\n"
-        "from flowviz.sources.doctor import _untrack_check\n"
-        "check = _untrack_check()   # what flowviz doctor says\n"
-        "print('built', gcuntrack.BUILT, check.ok, check.detail.split(':')[0])\n"
+        "from flowviz.sources.doctor import _native_check, _untrack_check\n"
+        "check, compiled = _untrack_check(), _native_check()   # what flowviz doctor says\n"
+        "print('built', gcuntrack.BUILT, check.ok, check.detail.split(':')[0], compiled.ok,\n"
+        "      sorted(set(native.in_use().values())))\n"
         "for path in sys.argv[1:]:\n"
-        "    src = ReplaySource([path])\n"
         "    js, text = io.StringIO(), io.StringIO()\n"
-        "    Pipeline(src, Correlator(topology=src.topology), [JsonLinesWriter(js), TextWriter(text)]).run()\n"
-        "    sys.stdout.write(path + '\\n' + js.getvalue() + text.getvalue())\n"
+        "    try:\n"
+        "        src = ReplaySource([path])\n"
+        "        Pipeline(src, Correlator(topology=src.topology), [JsonLinesWriter(js), TextWriter(text)]).run()\n"
+        "        problems = [str(p) for p in src.problems]\n"
+        "    except Exception as e:\n"
+        "        problems = [f'{type(e).__name__}: {e}']\n"
+        "    sys.stdout.write(path + '\\n' + js.getvalue() + text.getvalue() + repr(problems) + '\\n')\n"
     )
     env = dict(os.environ, FLOWVIZ_PURE_PYTHON="1" if pure else "0")
-    r = subprocess.run([sys.executable, "-c", code, *CAPTURES],
+    r = subprocess.run([sys.executable, "-c", code, *CAPTURES, *CORPUS],
                        capture_output=True, text=True, env=env, timeout=300, check=True)
     return r.stdout
 
 
 def test_the_pure_python_fallback_gives_the_same_output_on_every_sample_capture_and_doctor_says_which():
+    """Both C parts (this helper, and the modules mypyc compiles: flowviz/native.py) against Python."""
     built, pure = _outputs(pure=False), _outputs(pure=True)
-    assert built.startswith("built True True built\n") and pure.startswith("built False False not in use\n")
+    assert built.startswith("built True True built True [True]\n")
+    assert pure.startswith("built False False not in use False [False]\n")
     assert len(CAPTURES) >= 10 and built.count('"type": "journey"') > 20
+    assert len(CORPUS) >= 5 and built.count("Error: ") + built.count("['") >= 1   # the corpus's errors, too
     assert built.split("\n", 1)[1] == pure.split("\n", 1)[1]

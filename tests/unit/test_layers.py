@@ -47,7 +47,7 @@ from pathlib import Path  # noqa: E402
 #: one inside a function). Lower layers never learn about higher ones: topology reads the lab's
 #: state file as data, render writes recordings with pcapfile's comment codec, and so on.
 LAYERS = [
-    {"errors", "paths", "reference", "sanitize", "model", "lessons", "_untrack"},
+    {"errors", "paths", "reference", "sanitize", "model", "lessons", "_untrack", "native"},
     {"gcuntrack"},
     {"annotations", "netns", "decode", "pcapfile", "pcapexpr", "filter"},
     {"correlate", "samples"},
