@@ -110,8 +110,9 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
         print(f"flowviz: {note}", file=sys.stderr)
     kept = " (the compiled program kept from an earlier start)" if source.compiled == "cache" else ""
     sampled = f", one in {source.sample} new flows" if source.sample > 1 else ""
+    ring = "through its mappings" if source.reader == "mapped" else "through libbpf"
     print(f"flowviz: following {source.filter.describe()}{sampled} on {source.tracepoints} tracepoints "
-          f"{', '.join(source.attached)}{kept} (^C to stop)",
+          f"{', '.join(source.attached)}{kept}; the ring buffer read {ring} (^C to stop)",
           file=sys.stderr, flush=True)
     lost_seen = 0
 

@@ -31,6 +31,9 @@ MODULES = (
     "flowviz/correlate/conns.py",
     "flowviz/correlate/transitions.py",
     "flowviz/render/jsonl.py",
+    "flowviz/render/changes.py",
+    "flowviz/sources/records.py",
+    "flowviz/sources/ringbuf.py",
 )
 
 MANIFEST = "_native.json"   #: in the package directory: {module name: sha256 of its source when compiled}

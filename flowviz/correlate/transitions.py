@@ -14,6 +14,16 @@ from ..gcuntrack import untrack
 from ..model import DROP, ICMP, RX, TX, Change, ChangeKind, Endpoint, Flow, Frame, Hop, HopEvent, Transition
 
 
+_new = tuple.__new__
+
+
+def _change(kind: ChangeKind, before: object = None, after: object = None, vni: Optional[int] = None,
+            reason: Optional[str] = None, via: Optional[str] = None, note: Optional[tuple] = None) -> Change:
+    """``Change(...)``, built without the NamedTuple's own constructor, which is Python code: compiled
+    (flowviz/native.py), a third of its time. The fields in Change's order."""
+    return _new(Change, (kind, before, after, vni, reason, via, note))
+
+
 class Topology(Protocol):
     """What the correlator may ask about devices (live topology, or a capture's interface notes)."""
 
@@ -67,18 +77,18 @@ def crossing(pe: HopEvent, ce: HopEvent, topology: Optional[Topology], routed: b
     known = topology.crossing(pe, ce) if topology is not None else None
     cross, via = known if known is not None else (_guess_crossing(pe, ce), None)
     if not routed:
-        return [Change(cross, pe.place, ce.place, via=via)]
+        return [_change(cross, pe.place, ce.place, via=via)]
     if pe.netns is not None and ce.netns is not None and pe.netns != ce.netns:
         # routed *and* in another namespace: sightings in between were not captured
-        return [Change(ChangeKind.VETH, pe.place, ce.place)]
+        return [_change(ChangeKind.VETH, pe.place, ce.place)]
     return []
 
 
 def route(pf: Frame, cf: Frame, routed: bool, routed_outer: bool) -> list[Change]:
     if routed:
-        return [Change(ChangeKind.ROUTE, pf.innermost.ip.ttl, cf.innermost.ip.ttl)]  # type: ignore[union-attr]
+        return [_change(ChangeKind.ROUTE, pf.innermost.ip.ttl, cf.innermost.ip.ttl)]  # type: ignore[union-attr]
     if routed_outer:
-        return [Change(ChangeKind.ROUTE, pf.ip.ttl, cf.ip.ttl)]  # type: ignore[union-attr]
+        return [_change(ChangeKind.ROUTE, pf.ip.ttl, cf.ip.ttl)]  # type: ignore[union-attr]
     return []
 
 
@@ -88,16 +98,16 @@ def mark(pe: HopEvent, ce: HopEvent) -> list[Change]:
         return []
     pm, cm = pe.mark or 0, ce.mark or 0
     if cm != pm and ce.mark is not None and (cm != 0 or pe.netns == ce.netns):
-        return [Change(ChangeKind.MARK, pm, cm)]
+        return [_change(ChangeKind.MARK, pm, cm)]
     return []
 
 
 def tunnelling(pf: Frame, cf: Frame, revni: bool) -> list[Change]:
     out = []
     if (pf.vxlan is not None and cf.vxlan is None) or revni:
-        out.append(Change(ChangeKind.DECAP, Flow.of(pf), Flow.of(pf.inner), vni=pf.vxlan.vni))  # type: ignore
+        out.append(_change(ChangeKind.DECAP, Flow.of(pf), Flow.of(pf.inner), vni=pf.vxlan.vni))  # type: ignore
     if (cf.vxlan is not None and pf.vxlan is None) or revni:
-        out.append(Change(ChangeKind.ENCAP, Flow.of(cf.inner), Flow.of(cf), vni=cf.vxlan.vni))  # type: ignore
+        out.append(_change(ChangeKind.ENCAP, Flow.of(cf.inner), Flow.of(cf), vni=cf.vxlan.vni))  # type: ignore
     return out
 
 
@@ -122,7 +132,7 @@ def annotate(changes: list[Change], notes: tuple) -> None:
         i = next((i for i, c in enumerate(changes) if c.kind is want and c.note is None), None)
         if i is None:
             if n.kind == "ipvs":
-                changes.append(Change(ChangeKind.IPVS, None, Endpoint(n.real, n.real_port), note=n))
+                changes.append(_change(ChangeKind.IPVS, None, Endpoint(n.real, n.real_port), note=n))
             continue
         c = changes[i]
         changes[i] = c._replace(kind=ChangeKind.IPVS if n.kind == "ipvs" else c.kind, note=n)
@@ -151,20 +161,20 @@ def nat(p: Frame, c: Frame) -> list[Change]:
         return []
     out = []
     if pi.dst != ci.dst or p.dport != c.dport:
-        out.append(Change(ChangeKind.DNAT, Endpoint(p.dst, p.dport), Endpoint(c.dst, c.dport)))
+        out.append(_change(ChangeKind.DNAT, Endpoint(p.dst, p.dport), Endpoint(c.dst, c.dport)))
     if pi.src != ci.src or p.sport != c.sport:
-        out.append(Change(ChangeKind.SNAT, Endpoint(p.src, p.sport), Endpoint(c.src, c.sport)))
+        out.append(_change(ChangeKind.SNAT, Endpoint(p.src, p.sport), Endpoint(c.src, c.sport)))
     return out
 
 
 def ending(ev: HopEvent, fr: Frame) -> list[Change]:
     """How a journey ends at its last sighting: dropped, or delivered to a local socket."""
     if ev.dir == DROP:
-        return [Change(ChangeKind.DROP, ev.place, None, reason=ev.drop_reason or "unknown")]
+        return [_change(ChangeKind.DROP, ev.place, None, reason=ev.drop_reason or "unknown")]
     if ev.dir == RX:
         f = fr.innermost
         if f.ip is not None:
-            return [Change(ChangeKind.DELIVER, None, Endpoint(f.dst, f.dport))]
+            return [_change(ChangeKind.DELIVER, None, Endpoint(f.dst, f.dport))]
     return []
 
 
@@ -194,6 +204,6 @@ def hops(events: list[HopEvent], frames: list[Frame], topology: Optional[Topolog
         changes = classify(prev_ev, prev_fr, ev, fr, topology) if prev_ev is not None else []  # type: ignore[arg-type]
         if seq == len(order) - 1:
             changes.extend(ending(ev, fr))
-        out.append(Hop(seq, ev, fr, Transition(tuple(changes)), ev.ts_ns - t0))
+        out.append(_new(Hop, (seq, ev, fr, _new(Transition, (tuple(changes),)), ev.ts_ns - t0)))   # Hop(...)
         prev_ev, prev_fr = ev, fr
     return untrack(tuple(out))   # never in a cycle: out of the collector's lists (gcuntrack)

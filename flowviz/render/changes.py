@@ -19,7 +19,7 @@ def side_text(c: Change, after: bool) -> Optional[str]:
     if v is None:
         return None
     if c.kind is K.MARK:
-        return hex(v)
+        return hex(v)  # type: ignore[arg-type]
     if c.kind is K.ROUTE:
         return f"ttl {v}"
     if isinstance(v, Endpoint):
@@ -55,9 +55,9 @@ def change_text(c: Change) -> str:
     if k is K.DELIVER:
         return f"deliver {after_text(c)}"
     if k is K.IPVS and c.note is not None:
-        if c.note.reply:
+        if c.note.reply:  # type: ignore[attr-defined]
             return f"ipvs {before_text(c)}→{after_text(c)} (reply)"
-        return f"ipvs {c.note.service()} {before_text(c) or '?'}→{after_text(c)}"
+        return f"ipvs {c.note.service()} {before_text(c) or '?'}→{after_text(c)}"  # type: ignore[attr-defined]
     return f"{k.value} {before_text(c)}→{after_text(c)}"
 
 
@@ -67,7 +67,7 @@ def changes_text(hop, none: str = "") -> str:
 
 
 def change_json(c: Change) -> dict:
-    d = {"kind": c.kind.value, "from": before_text(c), "to": after_text(c)}
+    d: dict = {"kind": c.kind.value, "from": before_text(c), "to": after_text(c)}
     if c.vni is not None:
         d["vni"] = c.vni
     if c.reason is not None:

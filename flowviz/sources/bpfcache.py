@@ -310,7 +310,7 @@ class CachedBPF(_BPF):
             raise KeyError(name)
         fd, m = self._maps[name]
         if m["type"] == 27:   # BPF_MAP_TYPE_RINGBUF
-            return _RingBuf(self, fd)
+            return _RingBuf(self, fd, m["max"])
         if m["type"] == 6:    # BPF_MAP_TYPE_PERCPU_ARRAY
             return _PerCpuArray(self._lib, fd, m["value"])
         if m["type"] == 2:    # BPF_MAP_TYPE_ARRAY: written through its fd
@@ -327,8 +327,9 @@ class CachedBPF(_BPF):
 
 
 class _RingBuf:
-    def __init__(self, bpf: CachedBPF, fd: int):
+    def __init__(self, bpf: CachedBPF, fd: int, size: int):
         self.bpf, self.fd = bpf, fd
+        self.map_fd, self.max_entries = fd, size   # as bcc's RingBuf names them (flowviz.sources.ringbuf)
 
     def open_ring_buffer(self, callback) -> None:
         from bcc.libbcc import _RINGBUF_CB_TYPE

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import re
 import socket
 import struct
@@ -19,20 +20,12 @@ from typing import Iterator, Optional
 
 from ..errors import BadInput, FlowvizError, MissingFeature, NeedRoot
 from ..filter import FlowFilter
-from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, LOST, RX, TX, HopEvent
+from ..model import LOST, HopEvent
 from . import SourceStatus, bpfcache, hooks
+from .records import Records
+from .ringbuf import MAPPED_OK, MappedRing
 from .kernel import bpf_dir, has_privileges, release, tracefs, use_shim_headers
 
-#: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
-FV_EVENT = struct.Struct("<QQ6IHBBBB2s16s128s")
-FV_EVENT_FIELDS = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
-                   "nnotes", "flags", "pad", "ifname", "data")
-FV_EV_GAP = 1
-FV_EV_COMPACT = 2
-#: the head of struct fv_event, all a record holds when it carries no bytes (FV_EVENT_HEAD)
-FV_HEAD = struct.Struct("<QQ6IHBBBB2s16s")
-#: bytes of compact sightings' skbs kept, at most: more than fv_tracked (65536) can have followed at once
-SNAPS_MAX = 1 << 17
 #: sightings one take from the ring buffer converts before they are correlated. Unbounded, a poll kept
 #: converting while the kernel kept producing (converting is cheaper than correlating): the backlog
 #: grew in Python instead of in the ring, where the kernel would have shed new flows, and a poll could
@@ -44,10 +37,6 @@ POLL_MAX = 4096
 #: the busiest flood bench-live offers.
 POLL_S = 0.01
 POLL_IDLE_S = 0.05
-
-#: hook number → (tracepoint name shown to people, direction)
-HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
-         4: ("kfree_skb", DROP), 5: ("consume_skb", FREE)}
 
 #: (category, event, program, macro of the skbaddr offset)
 TRACEPOINTS = (
@@ -241,12 +230,12 @@ class LiveSource:
         self.bpf = None
         self.attached: list[str] = []
         self.tracepoints = ""            #: "raw" or "perf": how the tracepoints are attached
+        self.reader = ""                 #: "mapped" or "libbpf": how the ring buffer is read (_open_ring)
+        self._ring: Optional[MappedRing] = None
         self.compiled = ""               #: "clang" (bcc compiled it now) or "cache" (kept from an earlier start)
         self.hooks_attached: list[str] = []
         self.notices: list[str] = []
         self.delivered = 0
-        self.compact = 0                 #: sightings sent without their bytes (unchanged since the skb's last)
-        self._snaps: dict[int, bytes] = {}   #: skb → the bytes of its last sighting
         self._pending: list[HopEvent] = []
         self._stopped = False
         self._lost = 0
@@ -256,7 +245,9 @@ class LiveSource:
         self._rate = 0.0
         self._rate_mark = (time.monotonic(), 0)
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; events carry wall-clock time
-        self._wall_offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        self.records = Records(time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC), self.names,
+                               self.reasons)
+        self.convert = self.records.convert   # the one place a kernel record becomes the model
         self._load()
 
     def _load(self) -> None:
@@ -302,13 +293,35 @@ class LiveSource:
     def _attach(self) -> None:
         try:
             self.tracepoints = self._attach_tracepoints()
-            self.bpf["fv_events"].open_ring_buffer(self._on_event)
+            self._open_ring(self.bpf["fv_events"])
             self._use_fd = self.bpf["fv_ring_use"].map_fd
         except BaseException:
             self.close()
             raise
         self.hooks_attached, problems = hooks.attach(self.bpf, self.hooks)
         self.notices.append(hook_notice(self.hooks, self.hooks_attached, problems))
+
+    def _open_ring(self, table) -> None:
+        """Read the ring buffer through its own mappings (flowviz.sources.ringbuf) where that is safe,
+        else through libbpf, a callback per record. FLOWVIZ_RING=mapped or =libbpf asks for one (the
+        tests run both)."""
+        want = os.environ.get("FLOWVIZ_RING", "auto")
+        if want not in ("auto", "mapped", "libbpf"):
+            raise MissingFeature(f"FLOWVIZ_RING={want}: give mapped or libbpf")
+        if want == "mapped" and not MAPPED_OK:
+            raise MissingFeature(f"FLOWVIZ_RING=mapped: not on {platform.machine()} (x86-64 only): give libbpf")
+        if want != "libbpf" and MAPPED_OK:
+            self._ring = MappedRing(table.map_fd, table.max_entries)
+            self.reader = "mapped"
+        else:
+            table.open_ring_buffer(self._on_event)
+            self.reader = "libbpf"
+
+    def _take_mapped(self) -> None:
+        records, used = self._ring.take(POLL_MAX - len(self._pending))
+        convert = self.convert
+        self._pending += [convert(r) for r in records]
+        self._read_bytes += used
 
     def _attach_tracepoints(self) -> str:
         """Raw tracepoints where the kernel takes them, else perf tracepoints: "raw" or "perf".
@@ -337,54 +350,10 @@ class LiveSource:
             self.attached.append(f"{cat}:{event}")
         return "perf"
 
-    # the one place a kernel record becomes the model
-    def convert(self, raw: bytes) -> HopEvent:
-        if len(raw) >= FV_EVENT.size:
-            (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, flags, _pad, ifname,
-             data) = FV_EVENT.unpack_from(raw)
-            data = data[:caplen]
-        else:
-            (ts, skb, netns, ifindex, length, mark, reason, cpu, caplen, hook, l2, nnotes, flags, _pad,
-             ifname) = FV_HEAD.unpack_from(raw)
-            data = b""
-        hook_name, direction = HOOKS.get(hook, ("?", None))
-        data, flags = self._bytes_of(skb, data, flags, direction in (DROP, FREE))
-        return HopEvent(
-            ts_ns=ts + self._wall_offset,
-            ifname=ifname.split(b"\0", 1)[0].decode("utf-8", "replace") or "?",
-            dir=direction,
-            data=data,
-            linktype=LINKTYPE_ETHERNET if l2 else LINKTYPE_RAW,
-            length=length,
-            netns=self.names.name(netns) if netns else None,
-            netns_id=netns or None,
-            ifindex=ifindex or None,
-            hook=hook_name,
-            skb=skb,
-            mark=mark,
-            drop_reason=self.reasons.get(reason, str(reason)) if direction == DROP else None,
-            cpu=cpu,
-            mode=self.names.mode(netns) if netns else None,
-            notes=hooks.convert_notes(raw, FV_EVENT.size, nnotes) if nnotes else (),
-            gap=bool(flags & FV_EV_GAP),
-        )
-
-    def _bytes_of(self, skb: int, data: bytes, flags: int, ending: bool) -> tuple[bytes, int]:
-        """A compact sighting's bytes are its skb's previous event's (the kernel found them unchanged);
-        a sighting with bytes is kept for the next. Without them (never, unless more skbs were
-        followed at once than are kept) it is sent on without bytes, marked as after a gap."""
-        snaps = self._snaps
-        if flags & FV_EV_COMPACT:
-            self.compact += 1
-            kept = snaps.pop(skb, None) if ending else snaps.get(skb)
-            return (kept, flags) if kept is not None else (b"", flags | FV_EV_GAP)
-        if ending:
-            snaps.pop(skb, None)
-        elif data:
-            snaps[skb] = data
-            if len(snaps) > SNAPS_MAX:   # the first kept first out
-                del snaps[next(iter(snaps))]
-        return data, flags
+    @property
+    def compact(self) -> int:
+        """Sightings the kernel sent without their bytes (unchanged since the skb's last)."""
+        return self.records.compact
 
     def _on_event(self, _ctx, data, size) -> int:
         self._pending.append(self.convert(ctypes.string_at(data, size)))
@@ -408,7 +377,7 @@ class LiveSource:
         miss one. The kernel wakes no one (FV_SUBMIT): what is in the ring is taken every POLL_S
         (up to POLL_IDLE_S while it stays empty), and at once again after a take that stopped at
         POLL_MAX."""
-        take = self.bpf.ring_buffer_consume
+        take = self._take_mapped if self._ring is not None else self.bpf.ring_buffer_consume
         lost_seen = self.lost
         owed = False   # a loss whose marker must come (again) after the next batch
         capped = False
@@ -485,6 +454,9 @@ class LiveSource:
         """Detach every program and free every map (also on errors and signals)."""
         if self._own_names:
             self.names.close()
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
         if self.bpf is not None:
             bpf = self.bpf
             try:

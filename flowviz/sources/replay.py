@@ -38,6 +38,8 @@ from . import SourceStatus
 DIRECTIONS = frozenset((RX, TX, DROP, FREE))   #: what a recording's dir= may say
 
 
+_new = tuple.__new__
+
 class InterfaceNotes:
     """What interface descriptions say about devices (``kind= master= parent= peer=``).
 
@@ -201,11 +203,12 @@ class ReplaySource:
             ifname = f"if{ifindex}"
             mode = self.topology.mode_of(netns, ifname)
         notes = notes_decode(unquote(meta["notes"])) if "notes" in meta else ()
-        # positionally, in HopEvent's field order: keywords cost a third of building it
-        return HopEvent(rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
-                        meta.get("netns_id"), ifindex, _hook(meta.get("hook", "capture")), meta.get("skb"),
-                        meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes,
-                        meta.get("gap") == "1")
+        # every field in HopEvent's order (records.EVENT_ORDER), without its constructor: keywords cost
+        # a third of building it, and its __new__ is Python code (compiled, tuple.__new__ is a third)
+        return _new(HopEvent, (rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
+                               meta.get("netns_id"), ifindex, _hook(meta.get("hook", "capture")), meta.get("skb"),
+                               meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes,
+                               meta.get("gap") == "1"))
 
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:
         try:

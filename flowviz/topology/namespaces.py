@@ -183,6 +183,7 @@ class NetnsNames:
     def __init__(self, *, min_refresh_s: float = 0.5):
         self._min = min_refresh_s
         self.by_inode: dict[int, Namespace] = {}
+        self._labels: dict[int, tuple[str, Optional[str]]] = {}
         self.docker: Optional[dict] = None
         self.refresh()
         self._wanted = threading.Event()
@@ -193,7 +194,9 @@ class NetnsNames:
     def refresh(self) -> None:
         """Read the namespaces now (on the caller's thread)."""
         by_inode, docker = discover()
-        self.by_inode, self.docker = by_inode, docker   # readers see the old dict or the new one, whole
+        labels = {inode: (ns.name, ns.mode()) for inode, ns in by_inode.items()}
+        # readers see the old dicts or the new ones, whole (a moment of one old and one new names alike)
+        self.by_inode, self.docker, self._labels = by_inode, docker, labels
 
     def request(self) -> None:
         """Ask for a new reading in the background; returns at once."""
@@ -234,6 +237,15 @@ class NetnsNames:
     def mode(self, inode: int) -> Optional[str]:
         ns = self.by_inode.get(inode)
         return ns.mode() if ns is not None else None
+
+    def label(self, inode: int) -> tuple[str, Optional[str]]:
+        """(name, mode) as of the last reading: what every live sighting is named with, worked out
+        once a reading rather than once a sighting."""
+        got = self._labels.get(inode)
+        if got is None:
+            self.request()
+            return unnamed(inode), None
+        return got
 
     def resolve(self, spec: str) -> int:
         """A --netns argument (a name, a PID, a path, or inode:N) → inode."""

@@ -200,15 +200,22 @@ def test_packets_with_data_stay_one_journey_through_nat(swarm_lab):
         assert j["hops"] in (17, 18), j   # 18: a drop at the end (e.g. QUEUE_PURGE when a socket closes)
 
 
-@pytest.mark.parametrize("kind", ["raw", "perf"])
-def test_raw_and_perf_tracepoints_see_the_same_journey(swarm_lab, kind, monkeypatch):
-    """Both ways of attaching (FLOWVIZ_TRACEPOINTS forces one; follow prefers raw): the reference
-    request's hops, and a drop with the kernel's reason (kfree_skb's reason is args[2] when raw)."""
+#: the two ways of attaching, each with one of the two ways of reading the ring buffer
+KINDS = [("raw", "mapped"), ("perf", "libbpf")]
+READ = {"mapped": "through its mappings", "libbpf": "through libbpf"}
+
+
+@pytest.mark.parametrize("kind,reader", KINDS)
+def test_raw_and_perf_tracepoints_see_the_same_journey(swarm_lab, kind, reader, monkeypatch):
+    """Both ways of attaching (FLOWVIZ_TRACEPOINTS forces one; follow prefers raw) and of reading the
+    ring buffer (FLOWVIZ_RING; follow maps it on x86-64): the reference request's hops, and a drop
+    with the kernel's reason (kfree_skb's reason is args[2] when raw)."""
     monkeypatch.setenv("FLOWVIZ_TRACEPOINTS", kind)
+    monkeypatch.setenv("FLOWVIZ_RING", reader)
     with following("--dport", "20229", "--json") as f:
         assert one_request(SWARM, "tcp", timeout=3) is not None
         time.sleep(1.5)
-    assert f"on {kind} tracepoints" in f.stderr
+    assert f"on {kind} tracepoints" in f.stderr and f"the ring buffer read {READ[reader]}" in f.stderr
     if kind == "raw":   # doctor finds what follow chose
         doc = flowviz("doctor").stdout
         assert any(l.startswith("ok ") and " tracepoints " in l and " raw (" in l for l in doc.splitlines()), doc
@@ -495,8 +502,9 @@ def bulk(target, nbytes: int) -> int:
         return int(s.recv(256).rsplit(b" ", 1)[-1])
 
 
-@pytest.mark.parametrize("kind", ["raw", "perf"])
-def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(swarm_lab, kind, monkeypatch):
+@pytest.mark.parametrize("kind,reader", KINDS)
+def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(swarm_lab, kind, reader,
+                                                                              monkeypatch):
     """No filter: every packet is a flow of its own. A TCP transfer through the path while the follower
     is stopped: once the ring buffer is half full the kernel sheds every new packet. A TCP receiver frees
     the segments it merges without a tracepoint, so their skb addresses come back with new packets while
@@ -504,6 +512,7 @@ def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(sw
     one (which filled the ring and lost sightings). So nothing is lost and no journey is incomplete."""
     monkeypatch.setenv("FLOWVIZ_RINGBUF_PAGES", "64")
     monkeypatch.setenv("FLOWVIZ_TRACEPOINTS", kind)
+    monkeypatch.setenv("FLOWVIZ_RING", reader)
     with following("--json") as f:
         time.sleep(0.3)
         os.kill(f.proc.pid, signal.SIGSTOP)
@@ -516,3 +525,4 @@ def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(sw
     s = [o for o in f.objects() if o["type"] == "summary"][-1]
     assert s["shed"] > 100 and s["lost"] == 0 and s["incomplete"] == 0, s
     assert f.journeys() and "sightings were lost" not in f.stderr and f"on {kind} tracepoints" in f.stderr
+    assert f"the ring buffer read {READ[reader]}" in f.stderr

@@ -7,7 +7,7 @@ import re
 import struct
 from importlib import resources
 
-from flowviz.sources.live import FV_EVENT, FV_EVENT_FIELDS
+from flowviz.sources.records import FV_EVENT, FV_EVENT_FIELDS
 
 C_TYPES = {"__u64": "Q", "__u32": "I", "__u16": "H", "__u8": "B", "char": "s"}
 
@@ -33,7 +33,7 @@ def test_python_mirror_matches_the_header():
 
 
 def test_the_head_of_a_record_is_the_events_fields_before_its_bytes():
-    from flowviz.sources.live import FV_HEAD
+    from flowviz.sources.records import FV_HEAD
     text = (resources.files("flowviz.bpf") / "fv_events.h").read_text()
     head = int(re.search(r"#define FV_EVENT_HEAD (\d+)", text).group(1))
     assert FV_HEAD.size == head == FV_EVENT.size - int(re.search(r"#define FV_SNAP (\d+)", text).group(1))

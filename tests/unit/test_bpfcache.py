@@ -134,7 +134,7 @@ def test_the_kept_programs_ring_buffer_passes_the_callbacks_answer_to_libbpf():
         def _open_ring_buffer(self, fd, fn, ctx):
             handed.append(fn)
 
-    ring = bpfcache._RingBuf(Manager(), 3)
+    ring = bpfcache._RingBuf(Manager(), 3, 4096)
     answers = iter([-1, None])
     ring.open_ring_buffer(lambda ctx, data, size: next(answers))
     (fn,) = handed

@@ -155,3 +155,10 @@ def test_a_shared_frame_is_classified_as_equal_bytes_would_be():
     for pe, ce in ((ev(0, "c1/eth0", "tx", SYN), ev(1, "host/veth1", "rx", SYN)),
                    (ev(0, "h/br0", "rx", SYN, mark=0), ev(1, "h/veth2", "tx", SYN, mark=0x11E))):
         assert classify(pe, f, ce, f) == classify(pe, f, ce, decode(SYN)) != []
+
+
+def test_the_field_orders_transitions_build_in():
+    """transitions.py builds Changes, Hops and Transitions through tuple.__new__, fields in order."""
+    from flowviz.model import Change, Hop, Transition
+    assert Change._fields == ("kind", "before", "after", "vni", "reason", "via", "note")
+    assert Hop._fields == ("seq", "event", "frame", "transition", "dt_ns") and Transition._fields == ("changes",)

@@ -146,3 +146,16 @@ def test_never_raises_on_damaged_vxlan(cut, flip, value):
         b[flip] = value
     f = decode(bytes(b[:cut]))
     assert f.layers or f.error
+
+
+def test_the_field_orders_the_decoder_builds_in():
+    """decode.py builds Frames and layers through tuple.__new__, every field in order (without the
+    NamedTuple constructors, which are Python code): a reordered field fails here, not silently."""
+    from flowviz.model import ICMP, TCP, UDP, Ether, Frame, IPv4, IPv6
+    assert Frame._fields == ("layers", "ip", "l4", "arp", "vxlan", "inner", "payload", "error")
+    assert Ether._fields == ("src", "dst", "type")
+    assert IPv4._fields == ("src", "dst", "proto", "ttl", "id", "tos", "length", "frag")
+    assert IPv6._fields == ("src", "dst", "proto", "ttl", "flow", "length")
+    assert TCP._fields == ("sport", "dport", "seq", "ack", "flags", "window", "seglen")
+    assert UDP._fields == ("sport", "dport", "length")
+    assert ICMP._fields == ("type", "code", "id", "seq", "v6")

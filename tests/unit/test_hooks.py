@@ -16,7 +16,7 @@ from flowviz.model import ChangeKind as K, Endpoint, HopEvent
 from flowviz.render.jsonl import hop_object
 from flowviz.render.text import journey_lines
 from flowviz.sources import hooks
-from flowviz.sources.live import FV_EVENT
+from flowviz.sources.records import FV_EVENT
 
 HEADER = (resources.files("flowviz.bpf") / "fv_events.h").read_text()
 C_TYPES = {"__u64": "Q", "__u32": "I", "__u16": "H", "__u8": "B", "char": "s"}
@@ -85,22 +85,20 @@ def test_raw_notes_become_typed_annotations():
 
 
 def test_an_event_with_notes_carries_them(tmp_path):
-    from flowviz.sources.live import LiveSource
-    src = LiveSource.__new__(LiveSource)   # convert() only: no kernel needed
-    src._wall_offset = 0
-    src.reasons = {}
-    src.compact, src._snaps = 0, {}
+    from flowviz.sources.records import Records
 
     class Names:
-        def name(self, inode):
-            return "ns"
-
-        def mode(self, inode):
-            return None
-    src.names = Names()
+        def label(self, inode):
+            return "ns", None
+    src = Records(0, Names(), {})   # what converts a live source's records: no kernel needed
     base = FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0x11E, 0, 0, 0, 2, 1, 1, 0, b"", b"eth0", b"")
     note = _raw(hooks.NOTE_IPVS, num=286, addrs=_v4("1.1.1.1", "0.0.0.0", "10.255.0.33"), names=b"rr")
+    from flowviz.model import HopEvent
+    from flowviz.sources.records import EVENT_ORDER
+    assert HopEvent._fields == EVENT_ORDER   # convert builds HopEvents in this order, without keywords
     ev = src.convert(base + note)
+    assert (ev.ts_ns, ev.ifname, ev.netns, ev.netns_id, ev.ifindex, ev.skb, ev.mark, ev.dir) == \
+        (1, "eth0", "ns", 7, 2, 0xABC, 0x11E, "tx")
     assert ev.notes and ev.notes[0].real == "10.255.0.33"
     assert src.convert(FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0, 0, 0, 0, 2, 1, 0, 0, b"", b"eth0", b"")).notes == ()
 

@@ -50,7 +50,7 @@ def test_text_and_json_carry_no_control_characters(tmp_path):
 
 def test_the_live_tracer_s_hooks_are_the_ones_a_recording_may_name():
     from flowviz.model import HOOK_NAMES
-    from flowviz.sources.live import HOOKS
+    from flowviz.sources.records import HOOKS
     assert {name for name, _ in HOOKS.values()} | {"capture"} == HOOK_NAMES
 
 

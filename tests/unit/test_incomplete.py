@@ -4,6 +4,8 @@ journey open then whose end never arrived is marked too; never a shorter path sh
 
 from __future__ import annotations
 
+import pytest
+
 from flowviz.correlate import Correlator
 from flowviz.model import FREE, LOST, HopEvent
 from flowviz.render.jsonl import journey_object
@@ -83,19 +85,18 @@ def test_the_status_line_shows_shed_flows_apart_from_lost_sightings():
 def test_a_compact_sighting_takes_its_skbs_last_bytes():
     """The kernel sends a sighting whose bytes did not change without them; the live source gives it
     the skb's last bytes, forgets them at its end, and, had it none, marks the gap."""
-    from flowviz.sources.live import FV_EV_COMPACT, FV_EV_GAP, SNAPS_MAX, LiveSource
+    from flowviz.sources.records import FV_EV_COMPACT, FV_EV_GAP, SNAPS_MAX, Records
 
-    src = LiveSource.__new__(LiveSource)   # the bookkeeping alone, nothing attached
-    src.compact, src._snaps = 0, {}
-    assert src._bytes_of(1, b"frame", 0, False) == (b"frame", 0)
-    assert src._bytes_of(1, b"", FV_EV_COMPACT, False) == (b"frame", FV_EV_COMPACT)
-    assert src._bytes_of(1, b"other", 0, False) == (b"other", 0)
-    assert src._bytes_of(1, b"", FV_EV_COMPACT, True) == (b"other", FV_EV_COMPACT)   # its end: forgotten
-    assert src._bytes_of(1, b"", FV_EV_COMPACT, False) == (b"", FV_EV_COMPACT | FV_EV_GAP)
-    assert src.compact == 3 and src._snaps == {}
+    src = Records(0, None, {})
+    assert src.bytes_of(1, b"frame", 0, False) == (b"frame", 0)
+    assert src.bytes_of(1, b"", FV_EV_COMPACT, False) == (b"frame", FV_EV_COMPACT)
+    assert src.bytes_of(1, b"other", 0, False) == (b"other", 0)
+    assert src.bytes_of(1, b"", FV_EV_COMPACT, True) == (b"other", FV_EV_COMPACT)   # its end: forgotten
+    assert src.bytes_of(1, b"", FV_EV_COMPACT, False) == (b"", FV_EV_COMPACT | FV_EV_GAP)
+    assert src.compact == 3 and src.snaps == {}
     for skb in range(SNAPS_MAX + 10):
-        src._bytes_of(skb, b"x", 0, False)
-    assert len(src._snaps) == SNAPS_MAX and 0 not in src._snaps and SNAPS_MAX + 9 in src._snaps
+        src.bytes_of(skb, b"x", 0, False)
+    assert len(src.snaps) == SNAPS_MAX and 0 not in src.snaps and SNAPS_MAX + 9 in src.snaps
 
 
 class _Ring:
@@ -121,9 +122,19 @@ class _Ring:
         raise KeyError(name)   # the lost count: the source's own (_lost), set by the test
 
 
-def _ringed_source(monkeypatch, records: int):
-    """A LiveSource with its bookkeeping alone (nothing attached) over a _Ring of ``records``; the
-    waits between takes are recorded instead of slept."""
+class _Mapped(_Ring):
+    """The same ring as flowviz.sources.ringbuf.MappedRing hands it over: at most ``limit`` a take."""
+
+    def take(self, limit: int):
+        n = min(self.left, limit)
+        self.left -= n
+        self.takes.append(n)
+        return [b"x" * 24] * n, n * 32
+
+
+def _ringed_source(monkeypatch, records: int, reader: str):
+    """A LiveSource with its bookkeeping alone (nothing attached) over a ring of ``records`` that
+    ``reader`` takes from; the waits between takes are recorded instead of slept."""
     from flowviz.sources import live
     from flowviz.sources.live import LiveSource
 
@@ -135,11 +146,13 @@ def _ringed_source(monkeypatch, records: int):
     src._lost = 0
     src._tell_read = lambda: None
     src.convert = lambda raw: HopEvent(1, "eth0", "rx", raw)
-    ring = src.bpf = _Ring(src, records)
+    ring = src.bpf = (_Mapped if reader == "mapped" else _Ring)(src, records)
+    src._ring = ring if reader == "mapped" else None
     return src, ring, waits
 
 
-def test_a_take_stops_at_poll_max_and_a_loss_is_marked_until_a_take_drained_the_ring(monkeypatch):
+@pytest.mark.parametrize("reader", ["mapped", "libbpf"])
+def test_a_take_stops_at_poll_max_and_a_loss_is_marked_until_a_take_drained_the_ring(monkeypatch, reader):
     """Under load a poll kept converting while the kernel kept producing; now a take stops at
     POLL_MAX and the batch is correlated first, and the next take comes at once (no wait of POLL_S:
     the ring holds more). A loss counted while records committed before it may still wait in the
@@ -149,7 +162,7 @@ def test_a_take_stops_at_poll_max_and_a_loss_is_marked_until_a_take_drained_the_
 
     monkeypatch.setattr(live, "POLL_MAX", 100)
     monkeypatch.setattr(live, "POLL_S", 0.001)
-    src, ring, waits = _ringed_source(monkeypatch, 250)
+    src, ring, waits = _ringed_source(monkeypatch, 250, reader)
     out = []
     for got in src.events():
         if got is None:   # the ring is empty
@@ -162,17 +175,18 @@ def test_a_take_stops_at_poll_max_and_a_loss_is_marked_until_a_take_drained_the_
     # the loss was read before the second take, which stopped at POLL_MAX: a marker after its batch,
     # and again after the third's, which drained the ring; none after that
     assert marks == [200, 251] and len(out) == 252
-    assert src.delivered == 250
+    assert src.delivered == 250 and (reader == "libbpf" or src._read_bytes == 250 * 32)
 
 
-def test_an_empty_ring_is_looked_at_less_often_and_a_sighting_brings_the_pace_back(monkeypatch):
+@pytest.mark.parametrize("reader", ["mapped", "libbpf"])
+def test_an_empty_ring_is_looked_at_less_often_and_a_sighting_brings_the_pace_back(monkeypatch, reader):
     """The kernel wakes no one: the follower looks every POLL_S while sightings come, and waits twice
     as long after each empty look, up to POLL_IDLE_S."""
     from flowviz.sources import live
 
     monkeypatch.setattr(live, "POLL_S", 0.01)
     monkeypatch.setattr(live, "POLL_IDLE_S", 0.05)
-    src, ring, waits = _ringed_source(monkeypatch, 0)
+    src, ring, waits = _ringed_source(monkeypatch, 0, reader)
     got = src.events()
     assert [next(got) for _ in range(5)] == [None] * 5
     ring.left = 2
