@@ -593,10 +593,8 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
     return refused ? FV_REFUSE : 1;
 #else
     __u8 followed = FV_FLOW_FOLLOWED, shed = FV_FLOW_REFUSED;
-    struct fv_flow flow = {};
-    __builtin_memset(&flow, 0, sizeof(flow));
-    if (levels)
-        fv_flow_of(last, &flow);
+    struct fv_flow flow;
+    int have_flow = 0;   /* the tuple is worked out when it is looked up or entered, not for every packet */
     if (!*t) {
 #ifdef FV_NETNS
         if (s->netns != FV_NETNS)
@@ -605,7 +603,13 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
         if (!levels)
             return 0;
         /* no followed or refused flow before anything was tracked: no lookups */
-        __u8 *known = !s->none_tracked && fv_port_seen(last) ? fv_flows.lookup(&flow) : 0;
+        __u8 *known = 0;
+        if (!s->none_tracked && fv_port_seen(last)) {
+            __builtin_memset(&flow, 0, sizeof(flow));
+            fv_flow_of(last, &flow);
+            have_flow = 1;
+            known = fv_flows.lookup(&flow);
+        }
         if (known)
             refused = *known == FV_FLOW_REFUSED;
         else if (!fv_hit(s, &outer, &inner, levels, inner_l2))
@@ -615,6 +619,10 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
             refused = fv_decide(*ident);
     }
     if (levels) {
+        if (!have_flow) {
+            __builtin_memset(&flow, 0, sizeof(flow));
+            fv_flow_of(last, &flow);
+        }
         if (refused)
             fv_flows.insert(&flow, &shed);   /* never over a followed flow's entry */
         else
