@@ -294,8 +294,10 @@ static __always_inline int fv_match(struct fv_level *l)
     return 1;
 }
 
+/* The level's tuple, direction-free, into f (all of it: padding too, as a hash key must be). */
 static __always_inline void fv_flow_of(struct fv_level *l, struct fv_flow *f)
 {
+    __builtin_memset(f, 0, sizeof(*f));
     int swap = l->a[0] > l->b[0] ||
                (l->a[0] == l->b[0] && (l->a[1] > l->b[1] || (l->a[1] == l->b[1] && l->sport > l->dport)));
     if (swap) {
@@ -605,7 +607,6 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
         /* no followed or refused flow before anything was tracked: no lookups */
         __u8 *known = 0;
         if (!s->none_tracked && fv_port_seen(last)) {
-            __builtin_memset(&flow, 0, sizeof(flow));
             fv_flow_of(last, &flow);
             have_flow = 1;
             known = fv_flows.lookup(&flow);
@@ -619,10 +620,8 @@ static __always_inline int fv_wanted(struct fv_skb *s, struct fv_trk **t, __u32 
             refused = fv_decide(*ident);
     }
     if (levels) {
-        if (!have_flow) {
-            __builtin_memset(&flow, 0, sizeof(flow));
+        if (!have_flow)
             fv_flow_of(last, &flow);
-        }
         if (refused)
             fv_flows.insert(&flow, &shed);   /* never over a followed flow's entry */
         else

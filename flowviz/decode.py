@@ -43,7 +43,11 @@ _udp = struct.Struct("!HHH")
 _icmp = struct.Struct("!BBHHH")
 _arp = struct.Struct("!HHBBH")
 _vxlan = struct.Struct("!B3sI")
+_u32_le = struct.Struct("<I")
+_u32_be = struct.Struct("!I")
 _new = tuple.__new__
+
+_IPV6_EXT = frozenset({0, 43, 44, 60, 135, 139, 140})  # hop-by-hop, routing, fragment, dest opts, ...
 
 
 def _frame(layers: tuple, ip: Optional[IP] = None, l4: Optional[L4] = None, arp: Optional[ARP] = None,
@@ -53,10 +57,6 @@ def _frame(layers: tuple, ip: Optional[IP] = None, l4: Optional[L4] = None, arp:
     of its time). The fields in Frame's order; the layers below are built the same way, all their
     fields given in order (tests/unit/test_decode.py checks the orders)."""
     return _new(Frame, (layers, ip, l4, arp, vxlan, inner, payload, error))
-_u32_le = struct.Struct("<I")
-_u32_be = struct.Struct("!I")
-
-_IPV6_EXT = frozenset({0, 43, 44, 60, 135, 139, 140})  # hop-by-hop, routing, fragment, dest opts, ...
 
 
 def _mac(b: bytes) -> str:

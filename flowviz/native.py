@@ -14,6 +14,7 @@ Without a build nothing changes: there is no manifest and every module is Python
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.machinery
 import importlib.util
 import json
@@ -66,11 +67,10 @@ class _PythonSource:
     def find_spec(self, name, path=None, target=None):
         if name not in self.names:
             return None
-        src = _source_of(name)
-        loader = importlib.machinery.SourceFileLoader(name, src)
+        src = _source_of(name)   # a .py file: spec_from_file_location loads it as source
         pkg = src.endswith("__init__.py")
         return importlib.util.spec_from_file_location(
-            name, src, loader=loader, submodule_search_locations=[os.path.dirname(src)] if pkg else None)
+            name, src, submodule_search_locations=[os.path.dirname(src)] if pkg else None)
 
 
 def status() -> dict:
@@ -105,7 +105,6 @@ def install() -> None:
 
 def in_use() -> dict:
     """{module name: True when the imported module is the compiled one} (imports them)."""
-    import importlib
     out = {}
     for path in MODULES:
         name = module_name(path)

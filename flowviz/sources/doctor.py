@@ -105,16 +105,17 @@ def _untrack_check() -> Check:
 
 def _native_check() -> Check:
     from .. import native
-    states = native.status()
     used = native.in_use()
     if all(used.values()):
         return Check("compiled hot path", True, f"in use: {len(used)} modules compiled by mypyc (flowviz/native.py)",
                      required=False)
-    stale = sorted(n for n, s in states.items() if s == "stale")
-    why = (f"{len(stale)} of {len(states)} modules changed since they were compiled: they run from their source"
-           if stale else "not built" if not any(used.values()) else "partly in use")
+    stale = list(native.status().values()).count("stale")
     if os.environ.get("FLOWVIZ_PURE_PYTHON") == "1":
         why = "not in use (FLOWVIZ_PURE_PYTHON=1)"
+    elif stale:
+        why = f"{stale} of {len(used)} modules changed since they were compiled: they run from their source"
+    else:
+        why = "partly in use" if any(used.values()) else "not built"
     return Check("compiled hot path", False, f"{why}: pure Python, the same output, slower (scripts/bench-replay compares)",
                  "sudo ./scripts/setup (installs gcc and python3-dev, compiles it with mypyc)", required=False)
 

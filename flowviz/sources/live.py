@@ -305,9 +305,7 @@ class LiveSource:
         """Read the ring buffer through its own mappings (flowviz.sources.ringbuf) where that is safe,
         else through libbpf, a callback per record. FLOWVIZ_RING=mapped or =libbpf asks for one (the
         tests run both)."""
-        want = os.environ.get("FLOWVIZ_RING", "auto")
-        if want not in ("auto", "mapped", "libbpf"):
-            raise MissingFeature(f"FLOWVIZ_RING={want}: give mapped or libbpf")
+        want = _asked("FLOWVIZ_RING", "mapped", "libbpf")
         if want == "mapped" and not MAPPED_OK:
             raise MissingFeature(f"FLOWVIZ_RING=mapped: not on {platform.machine()} (x86-64 only): give libbpf")
         if want != "libbpf" and MAPPED_OK:
@@ -326,9 +324,7 @@ class LiveSource:
     def _attach_tracepoints(self) -> str:
         """Raw tracepoints where the kernel takes them, else perf tracepoints: "raw" or "perf".
         FLOWVIZ_TRACEPOINTS=raw or =perf asks for one (the tests run both)."""
-        want = os.environ.get("FLOWVIZ_TRACEPOINTS", "auto")
-        if want not in ("auto", "raw", "perf"):
-            raise MissingFeature(f"FLOWVIZ_TRACEPOINTS={want}: give raw or perf")
+        want = _asked("FLOWVIZ_TRACEPOINTS", "raw", "perf")
         if want != "perf":
             try:
                 for cat, event, prog, _ in TRACEPOINTS:
@@ -466,6 +462,14 @@ class LiveSource:
                 self.bpf = None
                 self.attached = []
                 bpf.cleanup()
+
+
+def _asked(variable: str, *ways: str) -> str:
+    """Which of ``ways`` the environment asks for in ``variable``; "auto" when it does not say."""
+    want = os.environ.get(variable, "auto")
+    if want != "auto" and want not in ways:
+        raise MissingFeature(f"{variable}={want}: give {' or '.join(ways)}")
+    return want
 
 
 def hook_notice(statuses: list, attached: list[str], problems: list[str]) -> str:

@@ -24,9 +24,6 @@ FV_HEAD = struct.Struct("<QQ6IHBBBB2s16s")
 SNAPS_MAX = 1 << 17
 
 _new = tuple.__new__
-#: the order Records.convert builds a HopEvent in (a test checks it is HopEvent's)
-EVENT_ORDER = ("ts_ns", "ifname", "dir", "data", "linktype", "length", "netns", "netns_id", "ifindex", "hook",
-               "skb", "mark", "drop_reason", "cpu", "comment", "mode", "notes", "gap")
 
 #: hook number → (tracepoint name shown to people, direction)
 HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
@@ -63,7 +60,8 @@ class Records:
                 self._ifnames.clear()
             dev = self._ifnames[ifname] = ifname.split(b"\0", 1)[0].decode("utf-8", "replace") or "?"
         # HopEvent(...) in its field order, without the NamedTuple's constructor (Python code: compiled,
-        # this is a third of its time, a ninth of its time with keywords)
+        # this is a third of its time, a ninth of its time with keywords; tests/unit/test_bpf_struct.py
+        # compares the two)
         return _new(HopEvent, (
             ts + self.wall_offset,                                     # ts_ns
             dev,                                                       # ifname

@@ -36,9 +36,8 @@ from ..pcapfile import Interface, Record, parse_meta, read_capture
 from . import SourceStatus
 
 DIRECTIONS = frozenset((RX, TX, DROP, FREE))   #: what a recording's dir= may say
-
-
 _new = tuple.__new__
+
 
 class InterfaceNotes:
     """What interface descriptions say about devices (``kind= master= parent= peer=``).
@@ -203,8 +202,8 @@ class ReplaySource:
             ifname = f"if{ifindex}"
             mode = self.topology.mode_of(netns, ifname)
         notes = notes_decode(unquote(meta["notes"])) if "notes" in meta else ()
-        # every field in HopEvent's order (records.EVENT_ORDER), without its constructor: keywords cost
-        # a third of building it, and its __new__ is Python code (compiled, tuple.__new__ is a third)
+        # every field in HopEvent's order, without its constructor: keywords cost a third of building
+        # it, and its __new__ is Python code (compiled, tuple.__new__ is a third)
         return _new(HopEvent, (rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
                                meta.get("netns_id"), ifindex, _hook(meta.get("hook", "capture")), meta.get("skb"),
                                meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes,

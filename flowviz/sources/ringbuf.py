@@ -23,7 +23,6 @@ HEADER = 8
 MAPPED_OK = platform.machine() in ("x86_64", "AMD64")
 
 
-
 class MappedRing:
     """Records from one ring buffer map of ``size`` data bytes (a power of two, whole pages)."""
 

@@ -195,8 +195,9 @@ class NetnsNames:
         """Read the namespaces now (on the caller's thread)."""
         by_inode, docker = discover()
         labels = {inode: (ns.name, ns.mode()) for inode, ns in by_inode.items()}
-        # readers see the old dicts or the new ones, whole (a moment of one old and one new names alike)
-        self.by_inode, self.docker, self._labels = by_inode, docker, labels
+        # readers see the old dicts or the new ones, whole; the labels first, so that whoever finds an
+        # inode in by_inode finds its label too
+        self._labels, self.by_inode, self.docker = labels, by_inode, docker
 
     def request(self) -> None:
         """Ask for a new reading in the background; returns at once."""
@@ -227,20 +228,10 @@ class NetnsNames:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def name(self, inode: int) -> str:
-        ns = self.by_inode.get(inode)
-        if ns is None:
-            self.request()
-            return unnamed(inode)
-        return ns.name
-
-    def mode(self, inode: int) -> Optional[str]:
-        ns = self.by_inode.get(inode)
-        return ns.mode() if ns is not None else None
-
     def label(self, inode: int) -> tuple[str, Optional[str]]:
         """(name, mode) as of the last reading: what every live sighting is named with, worked out
-        once a reading rather than once a sighting."""
+        once a reading rather than once a sighting. An inode not in it is ``inode:N`` for now, and a
+        reading is asked for."""
         got = self._labels.get(inode)
         if got is None:
             self.request()

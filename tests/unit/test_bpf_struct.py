@@ -39,3 +39,21 @@ def test_the_head_of_a_record_is_the_events_fields_before_its_bytes():
     assert FV_HEAD.size == head == FV_EVENT.size - int(re.search(r"#define FV_SNAP (\d+)", text).group(1))
     pattern = bytes(range(256))[: FV_EVENT.size]
     assert FV_HEAD.unpack_from(pattern) == FV_EVENT.unpack(pattern)[:-1]
+
+
+def test_a_record_becomes_the_hopevent_its_fields_say():
+    """Records.convert builds a HopEvent through tuple.__new__, every field by position: each must land
+    where its name says (compared with the HopEvent built from keywords)."""
+    from flowviz.model import HopEvent
+    from flowviz.sources.records import FV_EV_GAP, Records
+
+    class Names:
+        def label(self, inode):
+            return ("web", "bridge") if inode == 7 else ("?", None)
+
+    records = Records(1000, Names(), {5: "NETFILTER_DROP"})
+    raw = FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0x11E, 5, 3, 4, 4, 1, 0, FV_EV_GAP, b"", b"eth0", b"abcdef")
+    assert records.convert(raw) == HopEvent(
+        ts_ns=1001, ifname="eth0", dir="drop", data=b"abcd", linktype=1, length=60, netns="web", netns_id=7,
+        ifindex=2, hook="kfree_skb", skb=0xABC, mark=0x11E, drop_reason="NETFILTER_DROP", cpu=3, comment=None,
+        mode="bridge", notes=(), gap=True)

@@ -93,12 +93,7 @@ def test_an_event_with_notes_carries_them(tmp_path):
     src = Records(0, Names(), {})   # what converts a live source's records: no kernel needed
     base = FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0x11E, 0, 0, 0, 2, 1, 1, 0, b"", b"eth0", b"")
     note = _raw(hooks.NOTE_IPVS, num=286, addrs=_v4("1.1.1.1", "0.0.0.0", "10.255.0.33"), names=b"rr")
-    from flowviz.model import HopEvent
-    from flowviz.sources.records import EVENT_ORDER
-    assert HopEvent._fields == EVENT_ORDER   # convert builds HopEvents in this order, without keywords
     ev = src.convert(base + note)
-    assert (ev.ts_ns, ev.ifname, ev.netns, ev.netns_id, ev.ifindex, ev.skb, ev.mark, ev.dir) == \
-        (1, "eth0", "ns", 7, 2, 0xABC, 0x11E, "tx")
     assert ev.notes and ev.notes[0].real == "10.255.0.33"
     assert src.convert(FV_EVENT.pack(1, 0xABC, 7, 2, 60, 0, 0, 0, 0, 2, 1, 0, 0, b"", b"eth0", b"")).notes == ()
 

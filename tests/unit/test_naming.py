@@ -27,7 +27,8 @@ class SlowDiscovery:
         self.found = {HOST: Namespace(HOST, "/proc/1/ns/net", "host", kind="root")}
 
     def grow(self):
-        self.found = {**self.found, NEW: Namespace(NEW, "/run/netns/web", "web", kind="named")}
+        self.found = {**self.found, NEW: Namespace(NEW, "/run/netns/web", "web", kind="named",
+                                                 containers=[{"name": "web", "mode": "bridge"}])}
 
     def __call__(self, **_kw):
         self.calls += 1
@@ -49,16 +50,16 @@ def test_an_unknown_inode_is_named_at_once_while_a_slow_reading_runs_in_the_back
     monkeypatch.setattr(namespaces, "discover", disc)
     names = NetnsNames(min_refresh_s=0.0)
     try:
-        assert names.name(HOST) == "host"
+        assert names.label(HOST) == ("host", None)
         disc.gate.clear()          # the next reading hangs (Docker not answering, say)
         disc.grow()
         # answered from the last reading, while the new one is stuck: the caller never waits for it
-        assert names.name(NEW) == f"inode:{NEW}"
+        assert names.label(NEW) == (f"inode:{NEW}", None)
         _wait_for(lambda: disc.calls == 2, "a background reading was started")
-        assert names.name(NEW) == f"inode:{NEW}"
+        assert names.label(NEW) == (f"inode:{NEW}", None)
         disc.gate.set()
         _wait_for(lambda: NEW in names.by_inode, "the background reading came in")
-        assert names.name(NEW) == "web"
+        assert names.label(NEW) == ("web", "bridge")   # and how it is networked, worked out with it
     finally:
         disc.gate.set()
         names.close()
@@ -72,7 +73,7 @@ def test_a_journey_sighted_before_its_namespace_was_read_ends_with_its_name(monk
     names = NetnsNames(min_refresh_s=0.0)
     topo = LiveTopology(names, watch=False)
     try:
-        ev = HopEvent(1000, "eth0", "tx", SYN, netns=names.name(NEW), netns_id=NEW, ifindex=2)
+        ev = HopEvent(1000, "eth0", "tx", SYN, netns=names.label(NEW)[0], netns_id=NEW, ifindex=2)
         assert ev.netns == f"inode:{NEW}"
         disc.grow()
         names.request()

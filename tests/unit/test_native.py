@@ -21,22 +21,19 @@ def _package(tmp_path, monkeypatch, source: str, built_from: str | None, ext: bo
     """A package directory with decode.py, maybe a compiled decode beside it, and a manifest."""
     pkg = tmp_path / "flowviz"
     pkg.mkdir(exist_ok=True)
-    (pkg / "decode.py").write_text(source)
+    py = pkg / "decode.py"
+    if built_from is not None:   # the manifest as setup.py writes it, from the source at build time
+        py.write_text(built_from)
+        (pkg / native.MANIFEST).write_text(json.dumps({"flowviz.decode": native.source_hash(str(py))}))
+    py.write_text(source)
     so = pkg / ("decode" + importlib.machinery.EXTENSION_SUFFIXES[0])
     if ext:
         so.write_bytes(b"not really a library")
     elif so.exists():
         so.unlink()
-    if built_from is not None:
-        (pkg / native.MANIFEST).write_text(json.dumps({"flowviz.decode": _hash(built_from)}))
     monkeypatch.setattr(native, "_HERE", str(pkg))
     monkeypatch.setattr(native, "MODULES", ("flowviz/decode.py",))
     return pkg
-
-
-def _hash(text: str) -> str:
-    import hashlib
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_a_module_compiled_from_its_source_is_used_an_edited_one_runs_from_its_source(tmp_path, monkeypatch):

@@ -20,19 +20,17 @@ class _Layout:
     def __init__(self, path):
         self.f = open(path, "w+b")
         self.f.truncate(2 * PAGE + 2 * SIZE)
+        self.data = bytearray(SIZE)
         self.prod = 0
 
     def record(self, payload: bytes, flags: int = 0, commit: bool = True) -> None:
         head = struct.pack("<II", len(payload) | flags | (0 if commit else BUSY), 0)
         rec = head + payload + b"\0" * (-len(payload) % 8)
-        for i, byte in enumerate(rec):   # the data pages twice: a record may wrap
-            at = (self.prod + i) % SIZE
-            for copy in (0, SIZE):
-                self.f.seek(2 * PAGE + copy + at)
-                self.f.write(bytes([byte]))
+        for i, byte in enumerate(rec):   # a record may wrap around the end
+            self.data[(self.prod + i) % SIZE] = byte
         self.prod += len(rec)
         self.f.seek(PAGE)
-        self.f.write(struct.pack("<Q", self.prod))
+        self.f.write(struct.pack("<Q", self.prod) + bytes(PAGE - 8) + self.data + self.data)   # the data twice
         self.f.flush()
 
     def consumer(self) -> int:
