@@ -49,4 +49,18 @@ def state() -> dict:
 
 
 def differences(before: dict, after: dict) -> list[str]:
-    return [k for k in before if before[k] != after[k]]
+    """What differs, each as "what: -gone, +new" (lines of a listing, or items of a list), so that a
+    failure says what changed, not only where."""
+    out = []
+    for k in before:
+        if before[k] == after[k]:
+            continue
+        was, now = before[k], after[k]
+        if isinstance(was, str):
+            was, now = was.splitlines(), now.splitlines()
+        if not isinstance(was, list):
+            was, now = [was], [now]
+        gone = [f"-{x}" for x in was if x not in now]
+        new = [f"+{x}" for x in now if x not in was]
+        out.append(f"{k}: {', '.join(gone + new) or 'the same lines in another order'}")
+    return out
