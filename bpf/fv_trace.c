@@ -759,6 +759,9 @@ static __always_inline int fv_sighting(void *skb, __u8 hook, __u32 reason)
     return fv_report(key, hook, reason, &s, gap, prev, ending ? 0 : t);
 }
 
+/* Entry points: live.py compiles one set, -DFV_TP_PERF or -DFV_TP_RAW (each copy of fv_sighting
+ * costs the compiler ~0.07 s); with neither, both (doctor loads both). */
+#ifndef FV_TP_RAW
 int fv_rx(void *ctx)
 {
     return fv_sighting(*(void **)(ctx + FV_TP_RX_SKB), FV_HOOK_RX, 0);
@@ -783,10 +786,12 @@ int fv_free(void *ctx)
 {
     return fv_sighting(*(void **)(ctx + FV_TP_FREE_SKB), FV_HOOK_FREE, 0);
 }
+#endif /* !FV_TP_RAW */
 
 /* Raw tracepoints: ctx is the tracepoint's arguments, a u64 each (struct bpf_raw_tracepoint_args). */
 #define FV_RAW_ARG(ctx, n) (((__u64 *)(ctx))[n])
 
+#ifndef FV_TP_PERF
 int fv_rx_raw(void *ctx)
 {
     return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_RX, 0);
@@ -811,6 +816,7 @@ int fv_free_raw(void *ctx)
 {
     return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_FREE, 0);
 }
+#endif /* !FV_TP_PERF */
 
 /* A socket reader copies a packet's data out (skb:skb_copy_datagram_iovec): no device sees that
  * skb again, and sockets free what they read without consume_skb (UDP's skb_consume_udp, TCP's
@@ -825,12 +831,16 @@ static __always_inline int fv_delivered(void *skb)
     return 0;
 }
 
+#ifndef FV_TP_RAW
 int fv_copy(void *ctx)
 {
     return fv_delivered(*(void **)(ctx + FV_TP_COPY_SKB));
 }
+#endif
 
+#ifndef FV_TP_PERF
 int fv_copy_raw(void *ctx)
 {
     return fv_delivered((void *)FV_RAW_ARG(ctx, 0));
 }
+#endif

@@ -334,7 +334,8 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="flowviz-bench-cache-") as kept:
             CACHE["kept"] = kept
-            stop_follow(start_follow("--dport", "9"))   # the kept program's first start compiles it
+            for tp in ("perf", "raw"):   # the kept program's first start compiles it (each way its own)
+                stop_follow(start_follow("--dport", "9", tracepoints=tp))
             ATTACH_S.clear()
             bench_attach(args.starts)
             bench_throughput(args.rounds, args.seconds)

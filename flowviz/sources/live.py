@@ -248,39 +248,61 @@ class LiveSource:
         self.records = Records(time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC), self.names,
                                self.reasons)
         self.convert = self.records.convert   # the one place a kernel record becomes the model
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.close()   # the namespace names' refresher too
+            raise
 
     def _load(self) -> None:
+        """Raw tracepoints where the kernel takes them, else perf tracepoints (FLOWVIZ_TRACEPOINTS=raw
+        or =perf asks for one; the tests run both). Only the entry points of the way tried are
+        compiled (-DFV_TP_RAW, -DFV_TP_PERF: half the compile time); a kernel that refuses raw
+        tracepoints costs a second compile."""
         use_shim_headers()
         text = program_text(self.filter)   # an expression too large for the kernel says so here, as itself
+        want = _asked("FLOWVIZ_TRACEPOINTS", "raw", "perf")
+        if want != "perf":
+            try:
+                self._load_as("raw", text)
+                return
+            except RawRefused as e:
+                if want == "raw":
+                    raise MissingFeature(f"raw tracepoints refused here ({e}): FLOWVIZ_TRACEPOINTS=perf") from None
+                self.notices.append(f"raw tracepoints refused ({e}): perf tracepoints instead")
+        self._load_as("perf", text)
+
+    def _load_as(self, kind: str, text: str) -> None:
+        """Compile (or take from the cache) and attach the program with ``kind`` tracepoints."""
+        cflags = self.cflags + [f"-DFV_TP_{kind.upper()}"]
         where = bpfcache.cache_dir()
-        key = bpfcache.cache_key(text, self.cflags, bpf_dir()) if where else ""
+        key = bpfcache.cache_key(text, cflags, bpf_dir()) if where else ""
         entry = bpfcache.lookup(where, key) if where else None
         if entry is not None:
             try:
                 self.bpf = bpfcache.CachedBPF(entry)
-                self._attach()
+                self._attach(kind)
                 self.compiled = "cache"
                 return
             except Exception as e:   # the kernel refused what was kept: forget it, compile as if it were not there
-                self.close()
+                self._unload()
                 self.notices.clear()
                 bpfcache.forget(where, key)
                 self.notices.append(f"the program kept in {where} was refused ({e}): compiled it again")
-        captured = self._compile(text)
-        self._attach()
+        captured = self._compile(text, cflags)
+        self._attach(kind)
         if where and captured is not None:
             try:
                 bpfcache.store(where, key, captured)
             except OSError:
                 pass   # no room, or read-only: the next start compiles again
 
-    def _compile(self, text: str) -> Optional[dict]:
+    def _compile(self, text: str, cflags: list[str]) -> Optional[dict]:
         """bcc compiles and loads the program; what the cache keeps of it (None: nothing)."""
         from bcc import BPF
         try:
             with CapturedStderr() as err:
-                self.bpf = BPF(text=text, cflags=self.cflags)
+                self.bpf = BPF(text=text, cflags=cflags)
         except Exception as e:   # bcc raises plain Exception for compile and load errors
             said = err.first_error() or str(e)
             raise MissingFeature(f"the tracer did not compile or load: {said} (see: flowviz follow --ebpf)") from None
@@ -290,13 +312,13 @@ class LiveSource:
         except Exception:   # a bcc whose library lacks a call the cache uses: no cache, nothing else lost
             return None
 
-    def _attach(self) -> None:
+    def _attach(self, kind: str) -> None:
         try:
-            self.tracepoints = self._attach_tracepoints()
+            self._attach_tracepoints(kind)
             self._open_ring(self.bpf["fv_events"])
             self._use_fd = self.bpf["fv_ring_use"].map_fd
         except BaseException:
-            self.close()
+            self._unload()
             raise
         self.hooks_attached, problems = hooks.attach(self.bpf, self.hooks)
         self.notices.append(hook_notice(self.hooks, self.hooks_attached, problems))
@@ -321,30 +343,20 @@ class LiveSource:
         self._pending += [convert(r) for r in records]
         self._read_bytes += used
 
-    def _attach_tracepoints(self) -> str:
-        """Raw tracepoints where the kernel takes them, else perf tracepoints: "raw" or "perf".
-        FLOWVIZ_TRACEPOINTS=raw or =perf asks for one (the tests run both)."""
-        want = _asked("FLOWVIZ_TRACEPOINTS", "raw", "perf")
-        if want != "perf":
-            try:
-                for cat, event, prog, _ in TRACEPOINTS:
-                    self.bpf.attach_raw_tracepoint(tp=event, fn_name=f"{prog}_raw")
-                    self.attached.append(f"{cat}:{event}")
-                return "raw"
-            except Exception as e:   # bcc raises plain Exception: the kernel or the verifier said no
-                for name in self.attached:
-                    self.bpf.detach_raw_tracepoint(tp=name.split(":")[1])
-                self.attached = []
-                if want == "raw":
-                    raise MissingFeature(f"raw tracepoints refused here ({e}): FLOWVIZ_TRACEPOINTS=perf") from None
-                self.notices.append(f"raw tracepoints refused ({e}): perf tracepoints instead")
+    def _attach_tracepoints(self, kind: str) -> None:
+        """``kind``: "raw" (RawRefused when the kernel says no) or "perf"."""
         for cat, event, prog, _ in TRACEPOINTS:
             try:
-                self.bpf.attach_tracepoint(tp=f"{cat}:{event}", fn_name=prog)
-            except Exception as e:
+                if kind == "raw":
+                    self.bpf.attach_raw_tracepoint(tp=event, fn_name=f"{prog}_raw")
+                else:
+                    self.bpf.attach_tracepoint(tp=f"{cat}:{event}", fn_name=prog)
+            except Exception as e:   # bcc raises plain Exception: the kernel or the verifier said no
+                if kind == "raw":
+                    raise RawRefused(str(e)) from None
                 raise MissingFeature(f"could not attach {cat}:{event}: {e}") from None
             self.attached.append(f"{cat}:{event}")
-        return "perf"
+        self.tracepoints = kind
 
     @property
     def compact(self) -> int:
@@ -450,6 +462,10 @@ class LiveSource:
         """Detach every program and free every map (also on errors and signals)."""
         if self._own_names:
             self.names.close()
+        self._unload()
+
+    def _unload(self) -> None:
+        """Detach the programs and free the maps (a start that tries another way goes on from here)."""
         if self._ring is not None:
             self._ring.close()
             self._ring = None
@@ -462,6 +478,10 @@ class LiveSource:
                 self.bpf = None
                 self.attached = []
                 bpf.cleanup()
+
+
+class RawRefused(Exception):
+    """The kernel would not attach a raw tracepoint program (perf tracepoints may still do)."""
 
 
 def _asked(variable: str, *ways: str) -> str:

@@ -364,6 +364,31 @@ def test_the_compiled_program_is_kept_and_a_kept_one_follows_the_same(swarm_lab,
     assert json.loads(entries[0].read_text())["funcs"] == json.loads(kept)["funcs"]
 
 
+def test_a_kernel_that_refuses_raw_tracepoints_gets_perf_ones(tmp_path, monkeypatch):
+    """Only the way tried is compiled (raw first): where the kernel refuses raw tracepoints, the perf
+    program is compiled and attached instead, and follow says so; asked for raw there, it says no."""
+    import bcc
+    from flowviz.errors import MissingFeature
+    from flowviz.filter import FlowFilter
+    from flowviz.sources.live import LiveSource
+
+    def refuse(self, tp=b"", fn_name=b""):
+        raise Exception(f"Failed to attach BPF to raw tracepoint {tp}")
+
+    monkeypatch.setenv("FLOWVIZ_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(bcc.BPF, "attach_raw_tracepoint", refuse)
+    src = LiveSource(FlowFilter(dport=20229))
+    try:
+        assert src.tracepoints == "perf" and len(src.attached) == 6
+        assert any(n.startswith("raw tracepoints refused (Failed to attach") for n in src.notices), src.notices
+        assert sorted(src.bpf.tracepoint_fds) and not src.bpf.raw_tracepoint_fds
+    finally:
+        src.close()
+    monkeypatch.setenv("FLOWVIZ_TRACEPOINTS", "raw")
+    with pytest.raises(MissingFeature, match="raw tracepoints refused here"):
+        LiveSource(FlowFilter(dport=20229))
+
+
 def flow_journeys(f) -> dict[int, list[dict]]:
     """Journeys by the client's source port (the flow), from their hops."""
     by_packet = {}
