@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--duration", type=_positive(float, high=MAX_DURATION_S), help="stop after this many seconds")
     f.add_argument("--sample", type=_positive(int, high=1_000_000), default=1, metavar="N",
                    help="follow one in N new flows (chosen in the kernel; the others are counted)")
+    f.add_argument("--cpu", type=_positive(float, high=100), metavar="PERCENT",
+                   help="use at most this share of one CPU: past it the kernel sheds new flows (counted), so "
+                        "a busy host keeps its CPU; the flows followed stay whole")
     f.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)  # print the final C and exit
     _docker_args(f)
     f.set_defaults(func=cmd_follow)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 from contextlib import contextmanager
+from typing import Optional
 
 from .correlate import Correlator
 from .correlate.journeys import DEFAULT_MAX_OPEN
@@ -39,7 +40,8 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     sinks = ([recorder] if recorder is not None else []) + drawn
     attached = False
     try:
-        with live(flt, netns=args.netns, max_open=args.max_open, sample=args.sample) as (source, topo, correlator):
+        with live(flt, netns=args.netns, max_open=args.max_open, sample=args.sample,
+                  cpu=args.cpu / 100 if args.cpu else None) as (source, topo, correlator):
             attached = True
             if recorder is not None:
                 recorder.describe = topo.describe
@@ -61,12 +63,13 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
 
 
 @contextmanager
-def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN, sample: int = 1):
+def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN, sample: int = 1,
+         cpu: Optional[float] = None):
     """The live source (attached), the topology naming its namespaces and a correlator for them, as
     follow uses them; detached and closed afterwards, whatever happens."""
     from .sources.live import LiveSource
     from .topology.live import LiveTopology
-    source = LiveSource(flt, netns=netns, sample=sample)
+    source = LiveSource(flt, netns=netns, sample=sample, cpu=cpu)
     topo = None
     try:
         topo = LiveTopology(source.names)
@@ -110,6 +113,8 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
         print(f"flowviz: {note}", file=sys.stderr)
     kept = " (the compiled program kept from an earlier start)" if source.compiled == "cache" else ""
     sampled = f", one in {source.sample} new flows" if source.sample > 1 else ""
+    if source.budget is not None:
+        sampled += f", within {source.budget.share * 100:g}% of a CPU"
     ring = "through its mappings" if source.reader == "mapped" else "through libbpf"
     print(f"flowviz: following {source.filter.describe()}{sampled} on {source.tracepoints} tracepoints "
           f"{', '.join(source.attached)}{kept}; the ring buffer read {ring} (^C to stop)",
@@ -179,5 +184,8 @@ def _report_lost(source) -> int:
               "the flows followed kept every sighting", file=sys.stderr)
     if sampled_out:
         print(f"flowviz: {sampled_out} new flows were left out by --sample {source.sample}", file=sys.stderr)
+    if source.budget is not None and source.budget.waited >= 0.01:
+        print(f"flowviz: waited {source.budget.waited:.1f} s in all to stay within --cpu "
+              f"{source.budget.share * 100:g}%", file=sys.stderr)
     return 0
 

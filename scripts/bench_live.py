@@ -6,7 +6,7 @@
    attaching there costs at all: the floor), attached with a filter that
    matches nothing (--dport 9), with a tcpdump expression that matches nothing,
    evaluated in the kernel, and attached following every packet (no filter)
-   with its output going to /dev/null. Rounds are
+   with its output going to /dev/null, also within 10% of a CPU (--cpu 10). Rounds are
    interleaved and the median of each mode is compared to detached, as a
    ratio, so the noisy shared machine affects all modes alike. Then one more round
    of each attached mode with kernel.bpf_stats_enabled on: each program's calls and
@@ -122,6 +122,7 @@ def bench_throughput(rounds: int, seconds: float) -> None:
                   (f"{tp}: expression matches nothing ('tcp port 9 or udp port 9')",
                    ("tcp", "port", "9", "or", "udp", "port", "9"), tp),
                   (f"{tp}: following every packet", (), tp)]
+    modes.append(("raw: following every packet within 10% of a CPU (--cpu 10)", ("--cpu", "10"), "raw"))
     results: dict[str, list[float]] = {m: [] for m, _, _ in modes}
     calls: dict[str, dict[str, list[int]]] = {m: {} for m, _, _ in modes}
     for _ in range(rounds):

@@ -37,6 +37,29 @@ POLL_MAX = 4096
 #: the busiest flood bench-live offers.
 POLL_S = 0.01
 POLL_IDLE_S = 0.05
+BUDGET_WINDOW_S = 1.0   #: --cpu: the share is kept over each such span (a burst may use more within it)
+
+
+class CpuBudget:
+    """``follow --cpu``: this process uses at most ``share`` of one CPU. While it is over, the follower
+    waits before its next take from the ring buffer; the ring fills, and the kernel sheds new flows
+    (fv_admit) instead of the followed ones losing sightings. ``clock`` and ``used``: wall time and
+    this process's CPU time, in seconds."""
+
+    def __init__(self, share: float, clock=time.monotonic, used=time.process_time):
+        self.share = share
+        self.clock, self.used = clock, used
+        self._since = (clock(), used())
+        self.waited = 0.0   #: seconds waited in all
+
+    def owed(self) -> float:
+        """Seconds to wait now so that the CPU time used since the window began is within the share."""
+        wall, used = self.clock(), self.used()
+        wall0, used0 = self._since
+        owed = max(0.0, (used - used0) / self.share - (wall - wall0))
+        if wall - wall0 >= BUDGET_WINDOW_S:
+            self._since = (wall + owed, used)   # the next window begins when this wait ends
+        return owed
 
 #: (category, event, program, macro of the skbaddr offset)
 TRACEPOINTS = (
@@ -207,8 +230,11 @@ class LiveSource:
     """HopEvents from the running kernel."""
 
     kind = "live"
+    budget: Optional[CpuBudget] = None   #: follow --cpu
 
-    def __init__(self, flt: FlowFilter, *, netns: Optional[str] = None, names=None, sample: int = 1):
+    def __init__(self, flt: FlowFilter, *, netns: Optional[str] = None, names=None, sample: int = 1,
+                 cpu: Optional[float] = None):
+        """``cpu``: at most this share of one CPU (``follow --cpu``; None: as much as it takes)."""
         if not has_privileges():
             raise NeedRoot("flowviz follow needs root, or CAP_BPF and CAP_PERFMON (try: sudo flowviz follow ...)")
         try:
@@ -224,6 +250,7 @@ class LiveSource:
         self.reasons = drop_reason_names(self.root)
         self.hooks = hooks.detect(self.root)
         self.sample = sample
+        self.budget = CpuBudget(cpu) if cpu is not None else None
         self.cflags = build_cflags(flt, self.netns_inode, self.root, sample) + hooks.hook_cflags(self.hooks)
         self.problems: list[FlowvizError] = []
         self.filter = flt
@@ -384,7 +411,7 @@ class LiveSource:
         over (the lost count grew), a LOST marker, so that journeys open then are known to possibly
         miss one. The kernel wakes no one (FV_SUBMIT): what is in the ring is taken every POLL_S
         (up to POLL_IDLE_S while it stays empty), and at once again after a take that stopped at
-        POLL_MAX."""
+        POLL_MAX. Under ``--cpu``, each take waits until the budget allows it."""
         take = self._take_mapped if self._ring is not None else self.bpf.ring_buffer_consume
         lost_seen = self.lost
         owed = False   # a loss whose marker must come (again) after the next batch
@@ -393,6 +420,8 @@ class LiveSource:
         while not self._stopped:
             if not capped:
                 time.sleep(wait)
+            if self.budget is not None:
+                self._keep_budget(self.budget)
             # Read before the take: a sighting lost before now was lost after every record committed
             # before it; a take that drains the ring takes all of those, so the marker comes after
             # them. (Read after it, a loss could be counted while earlier records still waited: their
@@ -416,6 +445,13 @@ class LiveSource:
             if owed:
                 yield HopEvent(time.time_ns(), "", LOST, b"")
                 owed = capped
+
+    def _keep_budget(self, budget: CpuBudget) -> None:
+        owed = budget.owed()
+        budget.waited += owed
+        end = time.monotonic() + owed
+        while not self._stopped and time.monotonic() < end:   # in short naps: a stop is not kept waiting
+            time.sleep(max(0.0, min(0.05, end - time.monotonic())))
 
     def now_ns(self) -> int:
         return time.time_ns()

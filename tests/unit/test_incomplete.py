@@ -192,3 +192,21 @@ def test_an_empty_ring_is_looked_at_less_often_and_a_sighting_brings_the_pace_ba
     ring.left = 2
     assert [next(got).dir for _ in range(2)] == ["rx", "rx"] and next(got) is None
     assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.01]
+
+
+def test_the_cpu_budget_owes_a_wait_only_past_its_share():
+    """follow --cpu: the follower waits before its next take until its CPU time is within the share
+    of the wall time since the window began; the next window begins when that wait ends."""
+    from flowviz.sources.live import CpuBudget
+    now = {"wall": 100.0, "cpu": 10.0}
+    b = CpuBudget(0.25, clock=lambda: now["wall"], used=lambda: now["cpu"])
+    now["wall"], now["cpu"] = 100.4, 10.1      # 0.1 s of CPU in 0.4 s: exactly a quarter
+    assert b.owed() == pytest.approx(0.0)
+    now["cpu"] = 10.3                           # 0.3 s of CPU in 0.4 s: 1.2 s of wall time it should have taken
+    assert b.owed() == pytest.approx(0.8)
+    now["wall"] = 101.2                         # waited: within the share, and a window is over
+    assert b.owed() == pytest.approx(0.0)
+    now["wall"], now["cpu"] = 101.6, 10.4      # the new window: 0.1 s of CPU in 0.4 s
+    assert b.owed() == pytest.approx(0.0)
+    now["cpu"] = 10.8                           # 0.5 s in 0.4 s
+    assert b.owed() == pytest.approx(1.6)
