@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 # Link-layer header types (https://www.tcpdump.org/linktypes.html) that the
 # decoder understands; the data of a HopEvent starts with this header.
@@ -210,12 +210,12 @@ class Frame(NamedTuple):
     @property
     def sport(self) -> Optional[int]:
         l4 = self.l4
-        return l4.sport if l4 is not None and type(l4) is not ICMP else None
+        return l4.sport if l4 is not None and type(l4) is not ICMP else None  # type: ignore[union-attr]
 
     @property
     def dport(self) -> Optional[int]:
         l4 = self.l4
-        return l4.dport if l4 is not None and type(l4) is not ICMP else None
+        return l4.dport if l4 is not None and type(l4) is not ICMP else None  # type: ignore[union-attr]
 
     @property
     def src(self) -> Optional[str]:
@@ -292,6 +292,11 @@ class ChangeKind(str, Enum):
     def __str__(self) -> str:  # "dnat", not "ChangeKind.DNAT", in f-strings
         return self.value
 
+    # the string's own hash, in C: Enum's is Python code hashing the member's name, which made every
+    # Change hashed (render/jsonl.py keeps each one's JSON) cost a call into the interpreter; and a
+    # member equal to its value ("dnat") now hashes as it does
+    __hash__ = str.__hash__
+
 
 class Endpoint(NamedTuple):
     """An address and port a NAT rewrote (port None for protocols without ports)."""
@@ -311,7 +316,7 @@ class Flow(NamedTuple):
 
     @classmethod
     def of(cls, f: "Frame") -> "Flow":
-        return cls(f.proto, f.src, f.sport, f.dst, f.dport)
+        return tuple.__new__(cls, (f.proto, f.src, f.sport, f.dst, f.dport))   # the constructor is Python code
 
 
 class Change(NamedTuple):
@@ -322,8 +327,8 @@ class Change(NamedTuple):
     with ``vni``)."""
 
     kind: ChangeKind
-    before: object = None
-    after: object = None
+    before: Any = None
+    after: Any = None
     vni: Optional[int] = None      #: for ENCAP / DECAP
     reason: Optional[str] = None   #: for DROP
     via: Optional[str] = None      #: for BRIDGE: the bridge (or macvlan parent) that forwarded it

@@ -23,7 +23,9 @@ import sys
 
 #: the hot path of replay and follow, as paths from the repository's top (setup.py compiles these)
 MODULES = (
+    "flowviz/model.py",
     "flowviz/pcapfile.py",
+    "flowviz/pipeline.py",
     "flowviz/decode.py",
     "flowviz/sources/replay.py",
     "flowviz/correlate/__init__.py",

@@ -69,6 +69,11 @@ class Record(NamedTuple):
     direction: Optional[str] = None   # "rx"/"tx" from epb_flags, when present
 
 
+#: ``Record(...)`` without the NamedTuple's constructor, which is Python code (compiled, the call into
+#: the interpreter was most of a record's cost): every field given, in Record's order
+_new = tuple.__new__
+
+
 def read_capture(path: str, stream: Optional[BinaryIO] = None) -> Iterator[Record]:
     """Yield every record of a pcap or pcapng file, in file order.
 
@@ -143,7 +148,7 @@ def _read_pcap(path: str, f: BinaryIO, head: bytes, bo: str) -> Iterator[Record]
             raise BadCapture(path, f"truncated packet {count + 1} (byte {off}: {incl} bytes announced, "
                                    f"{len(data)} left)", partial=count > 0)
         count += 1
-        yield Record(sec * 1_000_000_000 + frac * scale, iface, data, orig)
+        yield _new(Record, (sec * 1_000_000_000 + frac * scale, iface, data, orig, None, None))
         off += 16 + incl
 
 
@@ -290,7 +295,7 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     ts_ns += sec.offsets[if_id] * 1_000_000_000
     if not 0 <= ts_ns < MAX_TS_NS:
         raise fail(f"packet at byte {off} has a timestamp out of range (if_tsresol or if_tsoffset damaged?)")
-    return Record(ts_ns, sec.ifaces[if_id], buf[data_off:data_off + caplen], orig, comment, direction)
+    return _new(Record, (ts_ns, sec.ifaces[if_id], buf[data_off:data_off + caplen], orig, comment, direction))
 
 
 def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) -> Record:
@@ -299,7 +304,7 @@ def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) ->
         raise fail(f"simple packet block at byte {off} before any interface")
     orig = struct.unpack_from(sec.bo + "I", buf, body)[0]
     caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
-    return Record(0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig)
+    return _new(Record, (0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig, None, None))
 
 
 # --- writing ----------------------------------------------------------------

@@ -99,11 +99,14 @@ class Pipeline:
         return out
 
 
-class Collected(list):
-    """A sink that keeps every journey, in the order they finished."""
+class Collected:
+    """A sink that keeps every journey, in the order they finished (:attr:`journeys`)."""
+
+    def __init__(self) -> None:
+        self.journeys: list[Journey] = []
 
     def journey(self, j: Journey) -> None:
-        self.append(j)
+        self.journeys.append(j)
 
     def close(self) -> None:
         pass
@@ -113,4 +116,4 @@ def collect(source, correlator: Correlator, **kw) -> list[Journey]:
     """Every journey a source gives, through the correlator (``kw``: the Pipeline's stop conditions)."""
     out = Collected()
     Pipeline(source, correlator, [out], **kw).run()
-    return list(out)
+    return out.journeys

@@ -105,7 +105,7 @@ class LiveLab:
             time.sleep(LIVE_WAIT_S)
             pipeline.stop()
             t.join(timeout=5)
-        return list(sink)
+        return sink.journeys
 
     def close(self) -> None:
         if self.built and not self.was_up:

@@ -24,6 +24,10 @@ def _change(kind: ChangeKind, before: object = None, after: object = None, vni: 
     return _new(Change, (kind, before, after, vni, reason, via, note))
 
 
+def _endpoint(addr: Optional[str], port: Optional[int]) -> Endpoint:
+    return _new(Endpoint, (addr, port))   # Endpoint(addr, port), as _change
+
+
 class Topology(Protocol):
     """What the correlator may ask about devices (live topology, or a capture's interface notes)."""
 
@@ -132,7 +136,7 @@ def annotate(changes: list[Change], notes: tuple) -> None:
         i = next((i for i, c in enumerate(changes) if c.kind is want and c.note is None), None)
         if i is None:
             if n.kind == "ipvs":
-                changes.append(_change(ChangeKind.IPVS, None, Endpoint(n.real, n.real_port), note=n))
+                changes.append(_change(ChangeKind.IPVS, None, _endpoint(n.real, n.real_port), note=n))
             continue
         c = changes[i]
         changes[i] = c._replace(kind=ChangeKind.IPVS if n.kind == "ipvs" else c.kind, note=n)
@@ -161,9 +165,9 @@ def nat(p: Frame, c: Frame) -> list[Change]:
         return []
     out = []
     if pi.dst != ci.dst or p.dport != c.dport:
-        out.append(_change(ChangeKind.DNAT, Endpoint(p.dst, p.dport), Endpoint(c.dst, c.dport)))
+        out.append(_change(ChangeKind.DNAT, _endpoint(p.dst, p.dport), _endpoint(c.dst, c.dport)))
     if pi.src != ci.src or p.sport != c.sport:
-        out.append(_change(ChangeKind.SNAT, Endpoint(p.src, p.sport), Endpoint(c.src, c.sport)))
+        out.append(_change(ChangeKind.SNAT, _endpoint(p.src, p.sport), _endpoint(c.src, c.sport)))
     return out
 
 
@@ -174,7 +178,7 @@ def ending(ev: HopEvent, fr: Frame) -> list[Change]:
     if ev.dir == RX:
         f = fr.innermost
         if f.ip is not None:
-            return [_change(ChangeKind.DELIVER, None, Endpoint(f.dst, f.dport))]
+            return [_change(ChangeKind.DELIVER, None, _endpoint(f.dst, f.dport))]
     return []
 
 

@@ -11,6 +11,8 @@ from typing import Optional
 from ..model import Change, ChangeKind, Endpoint, Flow, endpoint, flow_text, namedtuple_json
 
 K = ChangeKind
+#: each kind's text (Enum's ``.value`` is Python code, a call into the interpreter per change)
+KIND_TEXT = {k: k.value for k in ChangeKind}
 
 
 def side_text(c: Change, after: bool) -> Optional[str]:
@@ -51,14 +53,14 @@ def change_text(c: Change) -> str:
     if k is K.ROUTE:
         return f"route ttl {c.before}→{c.after}"
     if k is K.ENCAP or k is K.DECAP:
-        return f"{k.value} vni {c.vni}"
+        return f"{KIND_TEXT[k]} vni {c.vni}"
     if k is K.DELIVER:
         return f"deliver {after_text(c)}"
     if k is K.IPVS and c.note is not None:
         if c.note.reply:  # type: ignore[attr-defined]
             return f"ipvs {before_text(c)}→{after_text(c)} (reply)"
         return f"ipvs {c.note.service()} {before_text(c) or '?'}→{after_text(c)}"  # type: ignore[attr-defined]
-    return f"{k.value} {before_text(c)}→{after_text(c)}"
+    return f"{KIND_TEXT[k]} {before_text(c)}→{after_text(c)}"
 
 
 def changes_text(hop, none: str = "") -> str:
@@ -67,7 +69,7 @@ def changes_text(hop, none: str = "") -> str:
 
 
 def change_json(c: Change) -> dict:
-    d: dict = {"kind": c.kind.value, "from": before_text(c), "to": after_text(c)}
+    d: dict = {"kind": KIND_TEXT[c.kind], "from": before_text(c), "to": after_text(c)}
     if c.vni is not None:
         d["vni"] = c.vni
     if c.reason is not None:

@@ -7,9 +7,9 @@ import re
 from typing import Optional, TextIO
 
 from ..annotations import note_to_json
-from ..model import Hop, Journey
+from ..model import Hop, Journey, namedtuple_json
 from . import tuple_fields
-from .changes import change_json
+from .changes import KIND_TEXT, after_text, before_text, change_json
 
 
 def hop_object(j: Journey, hop: Hop) -> dict:
@@ -70,10 +70,14 @@ def _c1_escape(m: "re.Match[str]") -> str:
 _encode = json.JSONEncoder(ensure_ascii=False).encode   # one encoder: json.dumps builds one per call
 
 
-def _escaped(s: str) -> str:
-    # almost every line is plain ASCII (isascii() is one C pass); the rest hold "→", rarely a C1
+def _c1_escaped(s: str) -> str:
+    # almost every string is plain ASCII (isascii() is one C pass); the rest hold "→", rarely a C1
     # control. A regex finds them in C: str.translate with a dict table costs ~60 µs a line.
-    return (s if s.isascii() else _C1.sub(_c1_escape, s)) + "\n"
+    return s if s.isascii() else _C1.sub(_c1_escape, s)
+
+
+def _escaped(s: str) -> str:
+    return _c1_escaped(s) + "\n"
 
 
 def _line(obj: dict) -> str:
@@ -86,7 +90,18 @@ def _line(obj: dict) -> str:
 # fuzz corpus and hostile names): strings through json's own C string encoder, the header fields of
 # a frame once per frame (three sightings in four share theirs with the previous hop).
 
-_str = json.encoder.encode_basestring   # a JSON string literal, non-ASCII left as it is (ensure_ascii=False)
+# Each string is escaped as it is written (C1 controls, as _escaped does to a whole line), so the lines
+# need no second pass: every value goes through _str, _value or _json.
+
+_basestring = json.encoder.encode_basestring   # a JSON string literal, non-ASCII left as it is (ensure_ascii=False)
+
+
+def _str(s: str) -> str:
+    return _c1_escaped(_basestring(s))
+
+
+def _json(v) -> str:
+    return _c1_escaped(_encode(v))
 
 
 def _value(v) -> str:
@@ -98,17 +113,28 @@ def _value(v) -> str:
         return "null"
     if t is int:
         return int.__repr__(v)
-    return _encode(v)   # bools, nested objects (a change's kernel note): json's own way
+    return _json(v)   # bools, nested objects (a change's kernel note): json's own way
 
 
 def _change_text(c) -> str:
-    """One change object (a flat dict, in its key order) as json.dumps writes it."""
-    return "{" + ", ".join(f"{_str(k)}: {_value(v)}" for k, v in change_json(c).items()) + "}"
+    """``_encode(change_json(c))``, written out (the same keys, in the same order)."""
+    kind, before, after = _str(KIND_TEXT[c.kind]), _value(before_text(c)), _value(after_text(c))
+    more = ""
+    if c.vni is not None:
+        more += f', "vni": {_value(c.vni)}'
+    if c.reason is not None:
+        more += f', "reason": {_value(c.reason)}'
+    if c.via is not None:
+        more += f', "via": {_value(c.via)}'
+    if c.note is not None:
+        more += f', "note": {_json(namedtuple_json(c.note))}'
+    return f'{{"kind": {kind}, "from": {before}, "to": {after}{more}}}'
 
 
 def _tuple_json(f) -> str:
-    return (f'"proto": {_value(f.proto)}, "src": {_value(f.src)}, "dst": {_value(f.dst)}, '
-            f'"sport": {_value(f.sport)}, "dport": {_value(f.dport)}')
+    proto, src, dst = _value(f.proto), _value(f.src), _value(f.dst)
+    sport, dport = _value(f.sport), _value(f.dport)
+    return f'"proto": {proto}, "src": {src}, "dst": {dst}, "sport": {sport}, "dport": {dport}'
 
 
 class _Recent:
@@ -144,11 +170,15 @@ class _FrameParts:
         return a, b
 
 
+# (The f-strings below format only str values, with no format spec: compiled (flowviz/native.py), such
+# an f-string is one join; one with a spec, or with a value of another type, is a str.format call each.)
+
 def _place_json(ev) -> str:
     """The hop line's fields that name where the sighting was: the same for every sighting there."""
-    return (f'"netns": {_value(ev.netns)}, "netns_id": {_value(ev.netns_id)}, "mode": {_value(ev.mode)}, '
-            f'"ifname": {_value(ev.ifname)}, "ifindex": {_value(ev.ifindex)}, "dir": {_value(ev.dir)}, '
-            f'"hook": {_value(ev.hook)}')
+    netns, netns_id, mode = _value(ev.netns), _value(ev.netns_id), _value(ev.mode)
+    ifname, ifindex, d, hook = _value(ev.ifname), _value(ev.ifindex), _value(ev.dir), _value(ev.hook)
+    return (f'"netns": {netns}, "netns_id": {netns_id}, "mode": {mode}, "ifname": {ifname}, '
+            f'"ifindex": {ifindex}, "dir": {d}, "hook": {hook}')
 
 
 def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: _Recent) -> str:
@@ -157,26 +187,29 @@ def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: _R
     ev = hop.event
     a, b = parts(hop.frame)
     where = (ev.netns, ev.netns_id, ev.mode, ev.ifname, ev.ifindex, ev.dir, ev.hook)
-    place = places.get(where) or places.keep(where, _place_json(ev))
+    place: str = places.get(where) or places.keep(where, _place_json(ev))
     skb = _str(hex(ev.skb)) if ev.skb is not None else "null"
-    notes = _encode([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
-    # id, seq, ts_ns, dt_ns and len are ints, never None: formatted as they are
-    return (f'{{"type": "hop", "packet": {j.id:d}, "seq": {hop.seq:d}, "ts_ns": {ev.ts_ns:d}, '
-            f'"dt_ns": {hop.dt_ns:d}, {place}, "len": {ev.wire_len:d}, {a}, "mark": {_value(ev.mark)}, {b}, '
-            f'"changes": [{", ".join(changes)}], "skb": {skb}, '
-            f'"drop_reason": {_value(ev.drop_reason)}, "notes": {notes}}}')
+    notes: str = _json([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
+    # id, seq, ts_ns, dt_ns and len are ints, never None
+    packet, seq, ts, dt = str(j.id), str(hop.seq), str(ev.ts_ns), str(hop.dt_ns)
+    length, mark, reason = str(ev.length or len(ev.data)), _value(ev.mark), _value(ev.drop_reason)
+    text = ", ".join(changes)
+    return (f'{{"type": "hop", "packet": {packet}, "seq": {seq}, "ts_ns": {ts}, "dt_ns": {dt}, {place}, '
+            f'"len": {length}, {a}, "mark": {mark}, {b}, "changes": [{text}], "skb": {skb}, '
+            f'"drop_reason": {reason}, "notes": {notes}}}')
 
 
 def journey_line(j: Journey, changes: list) -> str:
     """``_encode(journey_object(j))``, written out; ``changes``: its hops' changes as JSON texts."""
     incomplete = ', "incomplete": true' if j.incomplete else ""
-    path = ", ".join(_str(p) for p in j.path)
-    return (f'{{"type": "journey", "packet": {j.id:d}, "hops": {len(j.hops):d}, "path": [{path}], '
-            f'"changes": [{", ".join(changes)}], "reply_to": {_value(j.reply_to)}, '
-            f'"evicted": {"true" if j.evicted else "false"}, "conn": {_value(j.conn)}, '
-            f'"direction": {_value(j.direction)}, "summary": {_value(j.summary())}, '
-            f'"start_ns": {_value(j.start_ns)}, "duration_ns": {_value(j.hops[-1].dt_ns if j.hops else 0)}'
-            f'{incomplete}}}')
+    path = ", ".join([_str(p) for p in j.path])
+    packet, hops, text = str(j.id), str(len(j.hops)), ", ".join(changes)
+    reply_to, evicted, conn = _value(j.reply_to), "true" if j.evicted else "false", _value(j.conn)
+    direction, summary, start = _value(j.direction), _value(j.summary()), _value(j.start_ns)
+    duration = _value(j.hops[-1].dt_ns if j.hops else 0)
+    return (f'{{"type": "journey", "packet": {packet}, "hops": {hops}, "path": [{path}], "changes": [{text}], '
+            f'"reply_to": {reply_to}, "evicted": {evicted}, "conn": {conn}, "direction": {direction}, '
+            f'"summary": {summary}, "start_ns": {start}, "duration_ns": {duration}{incomplete}}}')
 
 
 class JsonLinesWriter:
@@ -193,13 +226,15 @@ class JsonLinesWriter:
             return _change_text(c)
 
     def journey(self, j: Journey) -> None:
-        w = self.out.write
         changes: list = []
+        lines: list = []
         for hop in j.hops:
-            mine = [self._change(c) for c in hop.changes]
+            mine = [self._change(c) for c in hop.transition.changes]
             changes += mine
-            w(_escaped(hop_line(j, hop, mine, self._parts, self._places)))
-        w(_escaped(journey_line(j, changes)))
+            lines.append(hop_line(j, hop, mine, self._parts, self._places))
+        lines.append(journey_line(j, changes))
+        lines.append("")
+        self.out.write("\n".join(lines))   # a journey at a time
 
     def close(self) -> None:
         self.out.flush()

@@ -161,15 +161,17 @@ class ReplaySource:
         # Several files whose interfaces do not name a namespace are taken to be
         # one namespace each (per-namespace captures): the file name stands in.
         label = _file_label(path) if len(self.paths) > 1 else None
-        places: dict[Interface, tuple] = {}
+        # by the interface object's id (hashing the dataclass was a call into the interpreter per
+        # record); the value holds the interface, so its id is not reused while it is here
+        places: dict[int, tuple] = {}
         stream = None
         if path == STDIN:
             stream = self._stdin if self._stdin is not None else sys.stdin.buffer
         for rec in read_capture(path, stream):
-            place = places.get(rec.iface)
-            if place is None:
-                place = places[rec.iface] = self._new_place(rec.iface, label)
-            yield self._event(rec, place)
+            got = places.get(id(rec.iface))
+            if got is None:
+                got = places[id(rec.iface)] = (rec.iface, self._new_place(rec.iface, label))
+            yield self._event(rec, got[1])
 
     def _new_place(self, iface: Interface, label: Optional[str]) -> tuple:
         netns: Optional[str]
