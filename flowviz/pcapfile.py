@@ -152,10 +152,27 @@ def _read_pcap(path: str, f: BinaryIO, head: bytes, bo: str) -> Iterator[Record]
         off += 16 + incl
 
 
+class _Formats:
+    """The block formats of one byte order, compiled once (struct.unpack_from with a format string
+    looks it up in struct's cache on every call, after the string was put together)."""
+
+    def __init__(self, bo: str):
+        self.u32 = struct.Struct(bo + "I")
+        self.hh = struct.Struct(bo + "HH")
+        self.ii = struct.Struct(bo + "II")
+        self.epb = struct.Struct(bo + "IIIII")
+        self.opb = struct.Struct(bo + "HHIIII")
+
+
+_FORMATS = {"<": _Formats("<"), ">": _Formats(">")}
+_LE_U32 = _FORMATS["<"].u32
+
+
 def _options(buf, off: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:
     """(code, value) of each option in buf[off:end]; stops at opt_endofopt."""
+    hh = _FORMATS[bo].hh
     while off + 4 <= end:
-        code, length = struct.unpack_from(bo + "HH", buf, off)
+        code, length = hh.unpack_from(buf, off)
         off += 4
         if code == OPT_END:
             return
@@ -170,10 +187,11 @@ def _text(value: bytes) -> str:
 
 
 class _Section:
-    __slots__ = ("bo", "ifaces", "units", "offsets")
+    __slots__ = ("bo", "fmt", "ifaces", "units", "offsets")
 
     def __init__(self, bo: str):
         self.bo = bo
+        self.fmt = _FORMATS[bo]
         self.ifaces: list[Interface] = []
         self.units: list[int] = []     # timestamp units per second, per interface
         self.offsets: list[int] = []   # if_tsoffset in seconds, per interface
@@ -207,7 +225,7 @@ def _read_pcapng(path: str, f: BinaryIO, head: bytes) -> Iterator[Record]:
             count += 1
             yield rec
         # every other block (statistics, name resolution, secrets, custom) is skipped
-        if struct.unpack_from(sec.bo + "I", blk, end)[0] != blen:
+        if sec.fmt.u32.unpack_from(blk, end)[0] != blen:
             raise fail(f"block at byte {off}: trailing length does not match")
         off += blen
 
@@ -221,8 +239,8 @@ def _next_block(f: BinaryIO, head: bytes, off: int, sec: Optional["_Section"],
         return None
     if len(hdr) < 12:
         raise fail(f"truncated block header at byte {off}")
-    if struct.unpack_from("<I", hdr, 0)[0] == PCAPNG_SHB:
-        bom = struct.unpack_from("<I", hdr, 8)[0]
+    if _LE_U32.unpack_from(hdr, 0)[0] == PCAPNG_SHB:
+        bom = _LE_U32.unpack_from(hdr, 8)[0]
         if bom == PCAPNG_BOM:
             sec = _Section("<")
         elif bom == 0x4D3C2B1A:
@@ -231,7 +249,7 @@ def _next_block(f: BinaryIO, head: bytes, off: int, sec: Optional["_Section"],
             raise fail(f"bad section header byte-order magic at byte {off}")
     elif sec is None:
         raise fail("pcapng file does not start with a section header block")
-    btype, blen = struct.unpack_from(sec.bo + "II", hdr, 0)
+    btype, blen = sec.fmt.ii.unpack_from(hdr, 0)
     if blen < 12 or blen % 4:
         raise fail(f"block at byte {off} has an impossible length {blen}")
     if blen > MAX_RECORD:
@@ -275,9 +293,9 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     if end - body < 20:
         raise fail(f"short packet block at byte {off}")
     if btype == BT_EPB:
-        if_id, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "IIIII", buf, body)
+        if_id, ts_hi, ts_lo, caplen, orig = sec.fmt.epb.unpack_from(buf, body)
     else:
-        if_id, _drops, ts_hi, ts_lo, caplen, orig = struct.unpack_from(bo + "HHIIII", buf, body)
+        if_id, _drops, ts_hi, ts_lo, caplen, orig = sec.fmt.opb.unpack_from(buf, body)
     data_off = body + 20
     if if_id >= len(sec.ifaces):
         raise fail(f"packet at byte {off} names interface {if_id}, which was never described")
@@ -302,7 +320,7 @@ def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) ->
     """A simple packet block: the first interface's, no timestamp."""
     if not sec.ifaces:
         raise fail(f"simple packet block at byte {off} before any interface")
-    orig = struct.unpack_from(sec.bo + "I", buf, body)[0]
+    orig = sec.fmt.u32.unpack_from(buf, body)[0]
     caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
     return _new(Record, (0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig, None, None))
 

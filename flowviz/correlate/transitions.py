@@ -191,14 +191,16 @@ def hops(events: list[HopEvent], frames: list[Frame], topology: Optional[Topolog
     named = getattr(topology, "named", None)
     if named is not None:
         events = [named(e) for e in events]
+    ts = [e.ts_ns for e in events]
     if topology is not None and not ended:
-        last = max(range(len(events)), key=lambda i: events[i].ts_ns)
+        last = ts.index(max(ts))   # the first of the latest
         if events[last].dir == RX:
             child = topology.handed_to(events[last], frames[last])
             if child is not None:
                 events = events + [child]
                 frames = frames + [frames[last]]
-    order = sorted(range(len(events)), key=lambda i: events[i].ts_ns)
+                ts.append(child.ts_ns)
+    order = sorted(range(len(events)), key=ts.__getitem__)   # a C method as the key: no call per item into a lambda
     out = []
     t0 = events[order[0]].ts_ns
     prev_ev: Optional[HopEvent] = None

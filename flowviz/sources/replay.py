@@ -49,6 +49,7 @@ class InterfaceNotes:
 
     def __init__(self):
         self.devices: dict[str, dict] = {}
+        self._answers: dict = {}   # (netns, ifname) of both sightings → crossing's answer (the notes as they are)
 
     def add(self, netns: Optional[str], ifname: Optional[str], description: Optional[str]) -> None:
         if not description or ifname is None:   # None: tcpdump -i any, each packet names its device
@@ -56,6 +57,7 @@ class InterfaceNotes:
         info = {k: unquote(v) for k, v in (tok.split("=", 1) for tok in description.split() if "=" in tok)}
         if info:
             self.devices[f"{netns}/{ifname}" if netns else ifname] = info
+            self._answers.clear()
 
     def handed_to(self, received: HopEvent, frame):
         return None   # recordings already hold such a hop as a sighting of its own
@@ -65,6 +67,16 @@ class InterfaceNotes:
         return info.get("mode") if info else None
 
     def crossing(self, a: HopEvent, b: HopEvent):
+        """Asked for every hop, about a few pairs of devices: each pair's answer is worked out once."""
+        key = (a.netns, a.ifname, b.netns, b.ifname)
+        got = self._answers.get(key, self)   # self: not asked yet (None is an answer)
+        if got is self:
+            if len(self._answers) >= 4096:   # pairs a capture's devices make: bounded whatever it holds
+                self._answers.clear()
+            got = self._answers[key] = self._crossing(a, b)
+        return got
+
+    def _crossing(self, a: HopEvent, b: HopEvent):
         ia, ib = self.devices.get(a.place), self.devices.get(b.place)
         if ia is None or ib is None:
             return None
