@@ -59,12 +59,36 @@ def _frame(layers: tuple, ip: Optional[IP] = None, l4: Optional[L4] = None, arp:
     return _new(Frame, (layers, ip, l4, arp, vxlan, inner, payload, error))
 
 
-def _mac(b: bytes) -> str:
+# Addresses as text, remembered by their bytes (one table per kind): a capture holds few, each in
+# many packets.
+_MACS: dict = {}
+_IP4S: dict = {}
+_TEXTS_MAX = 8192   # a table is forgotten all at once past this many
+
+
+def _text(texts: dict, b: bytes, make) -> str:
+    t = texts.get(b)
+    if t is None:
+        if len(texts) >= _TEXTS_MAX:
+            texts.clear()
+        t = texts[b] = make(b)
+    return t
+
+
+def _mac_text(b: bytes) -> str:
     return b.hex(":")
 
 
-def _ip4s(b: bytes) -> str:
+def _ip4_text(b: bytes) -> str:
     return f"{b[0]}.{b[1]}.{b[2]}.{b[3]}"
+
+
+def _mac(b: bytes) -> str:
+    return _text(_MACS, b, _mac_text)
+
+
+def _ip4s(b: bytes) -> str:
+    return _text(_IP4S, b, _ip4_text)
 
 
 def decode(data: bytes, linktype: int = LINKTYPE_ETHERNET) -> Frame:
@@ -207,7 +231,7 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
         if dport in VXLAN_PORTS and end >= off + 8 and depth < MAX_DEPTH:
             flags, _, vni_word = _vxlan.unpack_from(data, off)
             if flags & 0x08:  # the I flag: a valid VNI follows
-                vx = VXLAN(vni_word >> 8, flags)
+                vx = _new(VXLAN, (vni_word >> 8, flags))
                 layers.append(vx)
                 carried = data[off + 8:end]   # kept as the payload: filters look at the inner frame's bytes
                 inner = _decode(carried, LINKTYPE_ETHERNET, depth + 1)

@@ -91,7 +91,12 @@ class Correlator:
 
     def flush(self) -> list[Journey]:
         """End of input: finish every open journey."""
-        return [done for done in map(self._finish, self.journeys.drain()) if done is not None]
+        out = []
+        for j in self.journeys.drain():
+            done = self._finish(j)
+            if done is not None:
+                out.append(done)
+        return out
 
     def run(self, events: Iterable[HopEvent]) -> Iterator[Journey]:
         """All journeys of a finite stream, each as soon as it is finished."""
@@ -106,8 +111,11 @@ class Correlator:
         if self.events - self._swept_at >= SWEEP_EVERY:
             self._swept_at = self.events
             self.conns.sweep(self._now)
-        idle = self.journeys.idle(self._now - self.window)
-        out = [done for done in map(self._finish, idle) if done is not None]
+        out = []
+        for j in self.journeys.idle(self._now - self.window):
+            done = self._finish(j)
+            if done is not None:
+                out.append(done)
         evicted = self.journeys.evict()
         if evicted:
             out += [done for done in (self._finish(j, evicted=True) for j in evicted) if done is not None]
