@@ -314,9 +314,9 @@ class Flow(NamedTuple):
     dst: Optional[str]
     dport: Optional[int]
 
-    @classmethod
-    def of(cls, f: "Frame") -> "Flow":
-        return tuple.__new__(cls, (f.proto, f.src, f.sport, f.dst, f.dport))   # the constructor is Python code
+    @staticmethod
+    def of(f: "Frame") -> "Flow":
+        return tuple.__new__(Flow, (f.proto, f.src, f.sport, f.dst, f.dport))   # the constructor is Python code
 
 
 class Change(NamedTuple):

@@ -302,7 +302,8 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     if data_off + caplen > end:
         raise fail(f"packet at byte {off} claims {caplen} bytes, more than its block holds")
     comment = direction = None
-    for code, value in _options(buf, data_off + ((caplen + 3) & ~3), end, bo):
+    opts = data_off + ((caplen + 3) & ~3)
+    for code, value in (_options(buf, opts, end, bo) if opts + 4 <= end else ()):   # most packets have none
         if code == OPT_COMMENT:
             comment = _text(value) if comment is None else comment + "\n" + _text(value)
         elif code == EPB_FLAGS and btype == BT_EPB and len(value) == 4:
