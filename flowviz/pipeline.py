@@ -62,13 +62,17 @@ class Pipeline:
         self._stopping = True
         self.source.stop()
 
-    def steps(self) -> Iterator[list[Journey]]:
-        """The journeys each sighting finished (a list per sighting, often empty), then the rest."""
+    def steps(self, every: bool = True) -> Iterator[list[Journey]]:
+        """The journeys each sighting finished (a list per sighting, often empty; ``every=False``: only
+        the lists that are not), then the rest."""
         correlator, source = self.correlator, self.source
         last_tick = time.monotonic()
         for ev in source.events():
             out = correlator.expire(source.now_ns()) if ev is None else correlator.feed(ev)
-            yield self._take(out) if out else out
+            if out:
+                yield self._take(out)
+            elif every:
+                yield out
             now = time.monotonic()
             if self.tick is not None and now - last_tick >= self.tick_s:
                 last_tick = now
@@ -82,7 +86,7 @@ class Pipeline:
         """Drive the pipeline to its end; the number of journeys taken. ``after_batch`` runs after
         every sighting that finished journeys: flush the output, which may be a pipe someone reads
         while the input still streams."""
-        for finished in self.steps():
+        for finished in self.steps(every=False):
             if finished and after_batch is not None:
                 after_batch()
         return self.taken

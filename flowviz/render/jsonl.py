@@ -181,33 +181,35 @@ def _place_json(ev) -> str:
             f'"ifindex": {ifindex}, "dir": {d}, "hook": {hook}')
 
 
-def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: _Recent) -> str:
+def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: _Recent, path: list) -> str:
     """``_encode(hop_object(j, hop))``, written out; ``changes``: the hop's changes as JSON texts,
-    ``places``: the place fields' text by place."""
+    ``places``: by place, its fields' text and its name as a JSON string, which goes on ``path``."""
     ev = hop.event
     a, b = parts(hop.frame)
     where = (ev.netns, ev.netns_id, ev.mode, ev.ifname, ev.ifindex, ev.dir, ev.hook)
-    place: str = places.get(where) or places.keep(where, _place_json(ev))
+    place: tuple[str, str] = places.get(where) or places.keep(where, (_place_json(ev), _str(ev.place)))
+    path.append(place[1])
     skb = _str(hex(ev.skb)) if ev.skb is not None else "null"
     notes: str = _json([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
     # id, seq, ts_ns, dt_ns and len are ints, never None
     packet, seq, ts, dt = str(j.id), str(hop.seq), str(ev.ts_ns), str(hop.dt_ns)
     length, mark, reason = str(ev.length or len(ev.data)), _value(ev.mark), _value(ev.drop_reason)
-    text = ", ".join(changes)
-    return (f'{{"type": "hop", "packet": {packet}, "seq": {seq}, "ts_ns": {ts}, "dt_ns": {dt}, {place}, '
+    text, fields = ", ".join(changes), place[0]
+    return (f'{{"type": "hop", "packet": {packet}, "seq": {seq}, "ts_ns": {ts}, "dt_ns": {dt}, {fields}, '
             f'"len": {length}, {a}, "mark": {mark}, {b}, "changes": [{text}], "skb": {skb}, '
             f'"drop_reason": {reason}, "notes": {notes}}}')
 
 
-def journey_line(j: Journey, changes: list) -> str:
-    """``_encode(journey_object(j))``, written out; ``changes``: its hops' changes as JSON texts."""
+def journey_line(j: Journey, changes: list, path: list) -> str:
+    """``_encode(journey_object(j))``, written out; ``changes``: its hops' changes as JSON texts, ``path``:
+    its hops' places as JSON strings."""
     incomplete = ', "incomplete": true' if j.incomplete else ""
-    path = ", ".join([_str(p) for p in j.path])
+    places = ", ".join(path)
     packet, hops, text = str(j.id), str(len(j.hops)), ", ".join(changes)
     reply_to, evicted, conn = _value(j.reply_to), "true" if j.evicted else "false", _value(j.conn)
     direction, summary, start = _value(j.direction), _value(j.summary()), _value(j.start_ns)
     duration = _value(j.hops[-1].dt_ns if j.hops else 0)
-    return (f'{{"type": "journey", "packet": {packet}, "hops": {hops}, "path": [{path}], "changes": [{text}], '
+    return (f'{{"type": "journey", "packet": {packet}, "hops": {hops}, "path": [{places}], "changes": [{text}], '
             f'"reply_to": {reply_to}, "evicted": {evicted}, "conn": {conn}, "direction": {direction}, '
             f'"summary": {summary}, "start_ns": {start}, "duration_ns": {duration}{incomplete}}}')
 
@@ -216,7 +218,7 @@ class JsonLinesWriter:
     def __init__(self, out: TextIO):
         self.out = out
         self._parts = _FrameParts()
-        self._places = _Recent()
+        self._places = _Recent()    # a place's fields → (their text, its name as a JSON string)
         self._changes = _Recent()   # Change (its values) → its JSON text
 
     def _change(self, c) -> str:
@@ -228,11 +230,12 @@ class JsonLinesWriter:
     def journey(self, j: Journey) -> None:
         changes: list = []
         lines: list = []
+        path: list = []
         for hop in j.hops:
             mine = [self._change(c) for c in hop.transition.changes]
             changes += mine
-            lines.append(hop_line(j, hop, mine, self._parts, self._places))
-        lines.append(journey_line(j, changes))
+            lines.append(hop_line(j, hop, mine, self._parts, self._places, path))
+        lines.append(journey_line(j, changes, path))
         lines.append("")
         self.out.write("\n".join(lines))   # a journey at a time
 
