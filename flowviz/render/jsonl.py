@@ -138,12 +138,12 @@ def _tuple_json(f) -> str:
 
 
 class _Recent:
-    """The last ``size`` distinct keys' values (forgotten all at once past that: no order kept)."""
+    """The last ``size`` distinct keys' values (forgotten all at once past that: no order kept); looked
+    up in :attr:`values` directly."""
 
     def __init__(self, size: int = 4096):
         self.size = size
         self.values: dict = {}
-        self.get = self.values.get
 
     def keep(self, key, value):
         if len(self.values) >= self.size:
@@ -160,7 +160,7 @@ class _FrameParts:
         self._parts = _Recent(size)
 
     def __call__(self, f) -> tuple[str, str]:
-        hit = self._parts.get(id(f))
+        hit = self._parts.values.get(id(f))
         if hit is not None and hit[0] is f:
             return hit[1], hit[2]
         vni = f.vxlan.vni if f.vxlan is not None else None
@@ -187,7 +187,7 @@ def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: _R
     ev = hop.event
     a, b = parts(hop.frame)
     where = (ev.netns, ev.netns_id, ev.mode, ev.ifname, ev.ifindex, ev.dir, ev.hook)
-    place: tuple[str, str] = places.get(where) or places.keep(where, (_place_json(ev), _str(ev.place)))
+    place: tuple[str, str] = places.values.get(where) or places.keep(where, (_place_json(ev), _str(ev.place)))
     path.append(place[1])
     skb = _str(hex(ev.skb)) if ev.skb is not None else "null"
     notes: str = _json([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
@@ -223,7 +223,7 @@ class JsonLinesWriter:
 
     def _change(self, c) -> str:
         try:
-            return self._changes.get(c) or self._changes.keep(c, _change_text(c))
+            return self._changes.values.get(c) or self._changes.keep(c, _change_text(c))
         except TypeError:   # a value that cannot be a key (a kernel note holding a list)
             return _change_text(c)
 

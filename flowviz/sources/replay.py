@@ -204,6 +204,10 @@ class ReplaySource:
     def _event(self, rec: Record, place: tuple) -> HopEvent:
         iface = rec.iface
         netns, ifname, mode = place
+        if rec.comment is None and ifname is not None and iface.linktype not in _COOKED:
+            # nothing more to learn (most packets of most captures): what the general way below gives
+            return _new(HopEvent, (rec.ts_ns, ifname, rec.direction, rec.data, iface.linktype, rec.orig_len, netns,
+                                   None, None, "capture", None, None, None, None, None, mode, (), False))
         meta, text = _parse_meta(rec.comment) if rec.comment else (_NO_META, None)
         direction = meta.get("dir") if meta.get("dir") in DIRECTIONS else rec.direction   # anything else: unknown
         ifindex = meta.get("ifindex")
