@@ -53,7 +53,9 @@ class Correlator:
         if ev.dir == LOST:
             self.journeys.lost_now()
             return self._expire(ev.ts_ns)
-        ev, owner = self.journeys.owner(ev)
+        owner = None
+        if ev.skb is not None:   # (a capture's sightings have none)
+            ev, owner = self.journeys.owner(ev)
         frame, key, flow = self._recognize(ev.data, ev.linktype)
         if self.filter is not None and self.filter.never_matches(frame):
             return self._expire(ev.ts_ns)   # decided now: not kept, whatever the timestamps do

@@ -51,7 +51,9 @@ def classify(pe: HopEvent, pf: Frame, ce: HopEvent, cf: Frame,
     if pf is cf:
         # the same bytes, decoded once (a veth pair's ends, a bridge's ports): nothing in the
         # headers changed, so only the place and the mark can have
-        changes = crossing(pe, ce, topology, False) + mark(pe, ce)
+        changes = crossing(pe, ce, topology, False)
+        if pe.mark is not None or ce.mark is not None:
+            changes += mark(pe, ce)
         if ce.notes:
             annotate(changes, ce.notes)
         return changes
