@@ -322,7 +322,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--starts", type=int, default=5)
-    ap.add_argument("--rates", default="500,1000,2000,4000,8000")
+    ap.add_argument("--rates", default="500,1000,2000,3000,4000,6000,8000")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench-live needs root", file=sys.stderr)
