@@ -168,18 +168,21 @@ _FORMATS = {"<": _Formats("<"), ">": _Formats(">")}
 _LE_U32 = _FORMATS["<"].u32
 
 
-def _options(buf, off: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:
-    """(code, value) of each option in buf[off:end]; stops at opt_endofopt."""
+def _options(buf, off: int, end: int, bo: str) -> list[tuple[int, bytes]]:
+    """(code, value) of each option in buf[off:end], up to opt_endofopt (a list: compiled, making a
+    generator for a packet's one or two options cost more than reading them)."""
     hh = _FORMATS[bo].hh
+    out = []
     while off + 4 <= end:
         code, length = hh.unpack_from(buf, off)
         off += 4
         if code == OPT_END:
-            return
+            break
         if off + length > end:
-            return  # a broken option list: keep what came before it
-        yield code, buf[off:off + length]
+            break  # a broken option list: keep what came before it
+        out.append((code, buf[off:off + length]))
         off += (length + 3) & ~3
+    return out
 
 
 def _text(value: bytes) -> str:
@@ -302,8 +305,7 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     if data_off + caplen > end:
         raise fail(f"packet at byte {off} claims {caplen} bytes, more than its block holds")
     comment = direction = None
-    opts = data_off + ((caplen + 3) & ~3)
-    for code, value in (_options(buf, opts, end, bo) if opts + 4 <= end else ()):   # most packets have none
+    for code, value in _options(buf, data_off + ((caplen + 3) & ~3), end, bo):
         if code == OPT_COMMENT:
             comment = _text(value) if comment is None else comment + "\n" + _text(value)
         elif code == EPB_FLAGS and btype == BT_EPB and len(value) == 4:
