@@ -49,12 +49,17 @@ class CpuBudget:
     def __init__(self, share: float, clock=time.monotonic, used=time.process_time):
         self.share = share
         self.clock, self.used = clock, used
-        self._since = (clock(), used())
+        self._since: Optional[tuple[float, float]] = None   # the window's start: the first take's
         self.waited = 0.0   #: seconds waited in all
 
     def owed(self) -> float:
-        """Seconds to wait now so that the CPU time used since the window began is within the share."""
+        """Seconds to wait now so that the CPU time used since the window began is within the share.
+        The first window begins at the first call (the first take), so starting up (compiling the
+        program, reading the namespaces) is not counted against the budget."""
         wall, used = self.clock(), self.used()
+        if self._since is None:
+            self._since = (wall, used)
+            return 0.0
         wall0, used0 = self._since
         owed = max(0.0, (used - used0) / self.share - (wall - wall0))
         if wall - wall0 >= BUDGET_WINDOW_S:
@@ -447,11 +452,12 @@ class LiveSource:
                 owed = capped
 
     def _keep_budget(self, budget: CpuBudget) -> None:
-        owed = budget.owed()
-        budget.waited += owed
-        end = time.monotonic() + owed
-        while not self._stopped and time.monotonic() < end:   # in short naps: a stop is not kept waiting
-            time.sleep(max(0.0, min(0.05, end - time.monotonic())))
+        left = budget.owed()
+        while left > 0 and not self._stopped:   # in short naps: a stop is not kept waiting
+            nap = min(0.05, left)
+            time.sleep(nap)
+            budget.waited += nap
+            left -= nap
 
     def now_ns(self) -> int:
         return time.time_ns()

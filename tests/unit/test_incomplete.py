@@ -198,8 +198,10 @@ def test_the_cpu_budget_owes_a_wait_only_past_its_share():
     """follow --cpu: the follower waits before its next take until its CPU time is within the share
     of the wall time since the window began; the next window begins when that wait ends."""
     from flowviz.sources.live import CpuBudget
-    now = {"wall": 100.0, "cpu": 10.0}
+    now = {"wall": 90.0, "cpu": 2.0}
     b = CpuBudget(0.25, clock=lambda: now["wall"], used=lambda: now["cpu"])
+    now["wall"], now["cpu"] = 100.0, 10.0      # 8 s of CPU before the first take (starting up): not counted
+    assert b.owed() == 0.0
     now["wall"], now["cpu"] = 100.4, 10.1      # 0.1 s of CPU in 0.4 s: exactly a quarter
     assert b.owed() == pytest.approx(0.0)
     now["cpu"] = 10.3                           # 0.3 s of CPU in 0.4 s: 1.2 s of wall time it should have taken
@@ -210,3 +212,26 @@ def test_the_cpu_budget_owes_a_wait_only_past_its_share():
     assert b.owed() == pytest.approx(0.0)
     now["cpu"] = 10.8                           # 0.5 s in 0.4 s
     assert b.owed() == pytest.approx(1.6)
+
+
+@pytest.mark.parametrize("reader", ["mapped", "libbpf"])
+def test_over_its_cpu_budget_the_follower_waits_before_it_takes(monkeypatch, reader):
+    """What the budget owes is waited, in naps a stop can cut short, before the next take; the
+    waiting is counted for the end's report."""
+    from flowviz.sources import live
+
+    monkeypatch.setattr(live, "POLL_S", 0.01)
+    src, ring, waits = _ringed_source(monkeypatch, 3, reader)
+    owed = iter([0.12, 0.0])
+
+    class Budget:
+        waited = 0.0
+
+        def owed(self):
+            return next(owed)
+
+    src.budget = Budget()
+    got = src.events()
+    assert [next(got).dir for _ in range(3)] == ["rx"] * 3
+    assert waits == [0.01, 0.05, 0.05, pytest.approx(0.02)]   # the poll, then the budget's naps, then the take
+    assert ring.takes[0] == 3 and src.budget.waited == pytest.approx(0.12)
