@@ -168,10 +168,10 @@ _FORMATS = {"<": _Formats("<"), ">": _Formats(">")}
 _LE_U32 = _FORMATS["<"].u32
 
 
-def _options(buf, off: int, end: int, bo: str) -> list[tuple[int, bytes]]:
+def _options(buf, off: int, end: int, fmt: _Formats) -> list[tuple[int, bytes]]:
     """(code, value) of each option in buf[off:end], up to opt_endofopt (a list: compiled, making a
     generator for a packet's one or two options cost more than reading them)."""
-    hh = _FORMATS[bo].hh
+    hh = fmt.hh
     out = []
     while off + 4 <= end:
         code, length = hh.unpack_from(buf, off)
@@ -271,7 +271,7 @@ def _interface(sec: "_Section", buf, off: int, body: int, end: int, fail) -> Non
     linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, body)
     name = desc = None
     units, tsoff = 1_000_000, 0
-    for code, value in _options(buf, body + 8, end, bo):
+    for code, value in _options(buf, body + 8, end, sec.fmt):
         if code == IF_NAME:
             name = _text(value)
         elif code == IF_DESCRIPTION:
@@ -292,7 +292,6 @@ def _interface(sec: "_Section", buf, off: int, body: int, end: int, fail) -> Non
 
 def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fail) -> Record:
     """An enhanced (or obsolete) packet block, with its comments and direction flags."""
-    bo = sec.bo
     if end - body < 20:
         raise fail(f"short packet block at byte {off}")
     if btype == BT_EPB:
@@ -305,11 +304,11 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     if data_off + caplen > end:
         raise fail(f"packet at byte {off} claims {caplen} bytes, more than its block holds")
     comment = direction = None
-    for code, value in _options(buf, data_off + ((caplen + 3) & ~3), end, bo):
+    for code, value in _options(buf, data_off + ((caplen + 3) & ~3), end, sec.fmt):
         if code == OPT_COMMENT:
             comment = _text(value) if comment is None else comment + "\n" + _text(value)
         elif code == EPB_FLAGS and btype == BT_EPB and len(value) == 4:
-            direction = DIR_FROM_FLAGS.get(struct.unpack(bo + "I", value)[0] & 3)
+            direction = DIR_FROM_FLAGS.get(sec.fmt.u32.unpack(value)[0] & 3)
     ts = (ts_hi << 32) | ts_lo
     units = sec.units[if_id]
     ts_ns = ts * (1_000_000_000 // units) if 1_000_000_000 % units == 0 else ts * 1_000_000_000 // units

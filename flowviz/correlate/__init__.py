@@ -93,12 +93,7 @@ class Correlator:
 
     def flush(self) -> list[Journey]:
         """End of input: finish every open journey."""
-        out = []
-        for j in self.journeys.drain():
-            done = self._finish(j)
-            if done is not None:
-                out.append(done)
-        return out
+        return self._finished(self.journeys.drain())
 
     def run(self, events: Iterable[HopEvent]) -> Iterator[Journey]:
         """All journeys of a finite stream, each as soon as it is finished."""
@@ -115,14 +110,20 @@ class Correlator:
         if self.events - self._swept_at >= max(SWEEP_EVERY, len(self.conns)):
             self._swept_at = self.events
             self.conns.sweep(self._now)
-        out = []
-        for j in self.journeys.idle(self._now - self.window):
-            done = self._finish(j)
-            if done is not None:
-                out.append(done)
+        out = self._finished(self.journeys.idle(self._now - self.window))
         evicted = self.journeys.evict()
         if evicted:
-            out += [done for done in (self._finish(j, evicted=True) for j in evicted) if done is not None]
+            out += self._finished(evicted, evicted=True)
+        return out
+
+    def _finished(self, opened: list[Open], evicted: bool = False) -> list[Journey]:
+        """Those of ``opened`` that become journeys (a direct call each: not map() over a bound method,
+        a call through the interpreter's protocol each)."""
+        out = []
+        for j in opened:
+            done = self._finish(j, evicted)
+            if done is not None:
+                out.append(done)
         return out
 
     def _finish(self, j: Open, evicted: bool = False) -> Optional[Journey]:

@@ -193,7 +193,7 @@ def hop_line(j: Journey, hop: Hop, changes: list, parts: _FrameParts, places: _R
     notes: str = _json([note_to_json(n) for n in ev.notes]) if ev.notes else "[]"
     # id, seq, ts_ns, dt_ns and len are ints, never None
     packet, seq, ts, dt = str(j.id), str(hop.seq), str(ev.ts_ns), str(hop.dt_ns)
-    length, mark, reason = str(ev.length or len(ev.data)), _value(ev.mark), _value(ev.drop_reason)
+    length, mark, reason = str(ev.wire_len), _value(ev.mark), _value(ev.drop_reason)
     text, fields = ", ".join(changes), place[0]
     return (f'{{"type": "hop", "packet": {packet}, "seq": {seq}, "ts_ns": {ts}, "dt_ns": {dt}, {fields}, '
             f'"len": {length}, {a}, "mark": {mark}, {b}, "changes": [{text}], "skb": {skb}, '
@@ -232,7 +232,7 @@ class JsonLinesWriter:
         lines: list = []
         path: list = []
         for hop in j.hops:
-            mine = [self._change(c) for c in hop.transition.changes]
+            mine = [self._change(c) for c in hop.changes]
             changes += mine
             lines.append(hop_line(j, hop, mine, self._parts, self._places, path))
         lines.append(journey_line(j, changes, path))

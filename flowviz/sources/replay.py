@@ -204,13 +204,17 @@ class ReplaySource:
     def _event(self, rec: Record, place: tuple) -> HopEvent:
         iface = rec.iface
         netns, ifname, mode = place
-        if rec.comment is None and ifname is not None and iface.linktype not in _COOKED:
-            # nothing more to learn (most packets of most captures): what the general way below gives
-            return _new(HopEvent, (rec.ts_ns, ifname, rec.direction, rec.data, iface.linktype, rec.orig_len, netns,
-                                   None, None, "capture", None, None, None, None, None, mode, (), False))
-        meta, text = _parse_meta(rec.comment) if rec.comment else (_NO_META, None)
-        direction = meta.get("dir") if meta.get("dir") in DIRECTIONS else rec.direction   # anything else: unknown
-        ifindex = meta.get("ifindex")
+        if rec.comment:   # what a recording knew; most packets of most captures carry nothing
+            meta, text = _parse_meta(rec.comment)
+            said = meta.get("dir")
+            direction = said if said in DIRECTIONS else rec.direction   # anything else: unknown
+            netns_id, ifindex, skb, mark = meta.get("netns_id"), meta.get("ifindex"), meta.get("skb"), meta.get("mark")
+            hook, reason, cpu = _hook(meta.get("hook", "capture")), meta.get("reason"), meta.get("cpu")
+            notes = notes_decode(unquote(meta["notes"])) if "notes" in meta else ()
+            gap = meta.get("gap") == "1"
+        else:
+            direction, text, hook, notes, gap = rec.direction, None, "capture", (), False
+            netns_id = ifindex = skb = mark = reason = cpu = None
         if (direction is None or ifindex is None) and iface.linktype in _COOKED:
             d, idx = sll_direction(rec.data, iface.linktype)
             direction = direction or d
@@ -219,13 +223,10 @@ class ReplaySource:
         if ifname is None:
             ifname = f"if{ifindex}"
             mode = self.topology.mode_of(netns, ifname)
-        notes = notes_decode(unquote(meta["notes"])) if "notes" in meta else ()
         # every field in HopEvent's order, without its constructor: keywords cost a third of building
         # it, and its __new__ is Python code (compiled, tuple.__new__ is a third)
         return _new(HopEvent, (rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
-                               meta.get("netns_id"), ifindex, _hook(meta.get("hook", "capture")), meta.get("skb"),
-                               meta.get("mark"), meta.get("reason"), meta.get("cpu"), text, mode, notes,
-                               meta.get("gap") == "1"))
+                               netns_id, ifindex, hook, skb, mark, reason, cpu, text, mode, notes, gap))
 
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:
         try:
@@ -277,7 +278,6 @@ class ReplaySource:
         self._streams = []
 
 
-_NO_META: dict = {}
 #: parse_meta, remembered: a recording's comments repeat (a mark, a hook, a namespace). The dicts it
 #: hands back are shared, so nothing may change them.
 _parse_meta = functools.lru_cache(maxsize=4096)(parse_meta)
