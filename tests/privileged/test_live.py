@@ -382,6 +382,8 @@ def test_a_kernel_that_refuses_raw_tracepoints_gets_perf_ones(tmp_path, monkeypa
         assert src.tracepoints == "perf" and len(src.attached) == 6
         assert any(n.startswith("raw tracepoints refused (Failed to attach") for n in src.notices), src.notices
         assert sorted(src.bpf.tracepoint_fds) and not src.bpf.raw_tracepoint_fds
+        with pytest.raises(Exception, match="Unknown program"):   # only the way attached was compiled
+            src.bpf.load_func("fv_rx_raw", bcc.BPF.RAW_TRACEPOINT)
     finally:
         src.close()
     monkeypatch.setenv("FLOWVIZ_TRACEPOINTS", "raw")
