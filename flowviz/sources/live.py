@@ -316,9 +316,8 @@ class LiveSource:
                 self._attach(kind)
                 self.compiled = "cache"
                 return
-            except RawRefused:   # the kernel's answer to raw tracepoints, not to what was kept
-                raise
-            except Exception as e:   # the kernel refused what was kept: forget it, compile as if it were not there
+            except Exception as e:   # the kernel refused what was kept (a refusal of raw tracepoints looks
+                # the same: the verifier's answer comes at attach; compiled anew, that one is raised again): forget it, compile as if it were not there
                 self._unload()
                 self.notices.clear()
                 bpfcache.forget(where, key)
