@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from socket import AF_INET6, inet_ntop
-from typing import Optional
+from typing import Final, Optional
 
 from .model import (
     ARP, ICMP, IP, L4, IPv4, IPv6, LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6,
@@ -22,32 +22,34 @@ from .model import (
     TCP, UDP, VXLAN, Dot1Q, Ether, Frame,
 )
 
-VXLAN_PORTS = frozenset({4789, 8472})   # IANA port, and Linux's historical default
-MAX_DEPTH = 4                           # VXLAN in VXLAN in ... stops here
+# (Final, and each Struct as its bound unpack_from: compiled (flowviz/native.py), a module-level name
+# not declared Final is looked up in the module's dict at every use, and a Struct's method at every call.)
+VXLAN_PORTS: Final = frozenset({4789, 8472})   # IANA port, and Linux's historical default
+MAX_DEPTH: Final = 4                           # VXLAN in VXLAN in ... stops here
 
-ETH_P_IP = 0x0800
-ETH_P_ARP = 0x0806
-ETH_P_IPV6 = 0x86DD
-ETH_P_8021Q = 0x8100
-ETH_P_8021AD = 0x88A8
-ETH_P_QINQ = 0x9100
+ETH_P_IP: Final = 0x0800
+ETH_P_ARP: Final = 0x0806
+ETH_P_IPV6: Final = 0x86DD
+ETH_P_8021Q: Final = 0x8100
+ETH_P_8021AD: Final = 0x88A8
+ETH_P_QINQ: Final = 0x9100
 
-_eth = struct.Struct("!6s6sH")
-_vlan = struct.Struct("!HH")
-_sll = struct.Struct("!HHH8sH")
-_sll2 = struct.Struct("!HHIHBB8s")
-_ip4 = struct.Struct("!BBHHHBBH4s4s")
-_ip6 = struct.Struct("!IHBB16s16s")
-_tcp = struct.Struct("!HHIIHH")
-_udp = struct.Struct("!HHH")
-_icmp = struct.Struct("!BBHHH")
-_arp = struct.Struct("!HHBBH")
-_vxlan = struct.Struct("!B3sI")
-_u32_le = struct.Struct("<I")
-_u32_be = struct.Struct("!I")
-_new = tuple.__new__
+_eth: Final = struct.Struct("!6s6sH").unpack_from
+_vlan: Final = struct.Struct("!HH").unpack_from
+_sll: Final = struct.Struct("!HHH8sH").unpack_from
+_sll2: Final = struct.Struct("!HHIHBB8s").unpack_from
+_ip4: Final = struct.Struct("!BBHHHBBH4s4s").unpack_from
+_ip6: Final = struct.Struct("!IHBB16s16s").unpack_from
+_tcp: Final = struct.Struct("!HHIIHH").unpack_from
+_udp: Final = struct.Struct("!HHH").unpack_from
+_icmp: Final = struct.Struct("!BBHHH").unpack_from
+_arp: Final = struct.Struct("!HHBBH").unpack_from
+_vxlan: Final = struct.Struct("!B3sI").unpack_from
+_u32_le: Final = struct.Struct("<I").unpack_from
+_u32_be: Final = struct.Struct("!I").unpack_from
+_new: Final = tuple.__new__
 
-_IPV6_EXT = frozenset({0, 43, 44, 60, 135, 139, 140})  # hop-by-hop, routing, fragment, dest opts, ...
+_IPV6_EXT: Final = frozenset({0, 43, 44, 60, 135, 139, 140})  # hop-by-hop, routing, fragment, dest opts, ...
 
 
 def _frame(layers: tuple, ip: Optional[IP] = None, l4: Optional[L4] = None, arp: Optional[ARP] = None,
@@ -61,9 +63,9 @@ def _frame(layers: tuple, ip: Optional[IP] = None, l4: Optional[L4] = None, arp:
 
 # Addresses as text, remembered by their bytes (one table per kind): a capture holds few, each in
 # many packets.
-_MACS: dict = {}
-_IP4S: dict = {}
-_TEXTS_MAX = 8192   # a table is forgotten all at once past this many
+_MACS: Final[dict] = {}
+_IP4S: Final[dict] = {}
+_TEXTS_MAX: Final = 8192   # a table is forgotten all at once past this many
 
 
 def _text(texts: dict, b: bytes, make) -> str:
@@ -103,19 +105,19 @@ def _decode(data: bytes, linktype: int, depth: int) -> Frame:
     if linktype == LINKTYPE_ETHERNET:
         if n < 14:
             return _frame((), error="short ethernet header")
-        dst, src, etype = _eth.unpack_from(data, 0)
+        dst, src, etype = _eth(data, 0)
         layers.append(_new(Ether, (_mac(src), _mac(dst), etype)))
         off = 14
     elif linktype == LINKTYPE_LINUX_SLL2:
         if n < 20:
             return _frame((), error="short SLL2 header")
-        etype, _, ifindex, hatype, pkttype, halen, addr = _sll2.unpack_from(data, 0)
+        etype, _, ifindex, hatype, pkttype, halen, addr = _sll2(data, 0)
         layers.append(SLL(pkttype, hatype, _mac(addr[:min(halen, 8)]), etype, ifindex))
         off = 20
     elif linktype == LINKTYPE_LINUX_SLL:
         if n < 16:
             return _frame((), error="short SLL header")
-        pkttype, hatype, halen, addr, etype = _sll.unpack_from(data, 0)
+        pkttype, hatype, halen, addr, etype = _sll(data, 0)
         layers.append(SLL(pkttype, hatype, _mac(addr[:min(halen, 8)]), etype, None))
         off = 16
     elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
@@ -128,9 +130,9 @@ def _decode(data: bytes, linktype: int, depth: int) -> Frame:
     elif linktype == LINKTYPE_NULL:
         if n < 4:
             return _frame((), error="short loopback header")
-        family = _u32_le.unpack_from(data, 0)[0]
+        family = _u32_le(data, 0)[0]
         if family > 0xFFFF:  # written in the other byte order
-            family = _u32_be.unpack_from(data, 0)[0]
+            family = _u32_be(data, 0)[0]
         off = 4
         etype = ETH_P_IP if family == 2 else ETH_P_IPV6 if family in (10, 24, 28, 30) else -1
         if etype < 0:
@@ -142,7 +144,7 @@ def _decode(data: bytes, linktype: int, depth: int) -> Frame:
     while etype in (ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ):
         if n < off + 4:
             return _frame(tuple(layers), error="short 802.1Q tag")
-        tci, etype = _vlan.unpack_from(data, off)
+        tci, etype = _vlan(data, off)
         layers.append(Dot1Q(tci & 0x0FFF, tci >> 13, etype))
         off += 4
 
@@ -159,7 +161,7 @@ def _ipv4(data: bytes, off: int, layers: list, depth: int) -> Frame:
     n = len(data)
     if n < off + 20:
         return _frame(tuple(layers), error="short IPv4 header")
-    vihl, tos, total, ident, frag, ttl, proto, _, src, dst = _ip4.unpack_from(data, off)
+    vihl, tos, total, ident, frag, ttl, proto, _, src, dst = _ip4(data, off)
     ihl = (vihl & 0x0F) * 4
     ip = _new(IPv4, (_ip4s(src), _ip4s(dst), proto, ttl, ident, tos, total, frag))
     layers.append(ip)
@@ -180,7 +182,7 @@ def _ipv6(data: bytes, off: int, layers: list, depth: int) -> Frame:
     n = len(data)
     if n < off + 40:
         return _frame(tuple(layers), error="short IPv6 header")
-    vtf, plen, nh, hlim, src, dst = _ip6.unpack_from(data, off)
+    vtf, plen, nh, hlim, src, dst = _ip6(data, off)
     end = off + 40 + plen if off + 40 + plen <= n else n
     dend = off + 40 + plen
     off += 40
@@ -214,7 +216,7 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
     if proto == 6:
         if end < off + 20:
             return _frame(tuple(layers), ip=ip, error="short TCP header")
-        sport, dport, seq, ack, offflags, win = _tcp.unpack_from(data, off)
+        sport, dport, seq, ack, offflags, win = _tcp(data, off)
         doff = (offflags >> 12) * 4
         tcp = _new(TCP, (sport, dport, seq, ack, offflags & 0x01FF, win, max(dend - off - doff, 0)))
         layers.append(tcp)
@@ -224,12 +226,12 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
     if proto == 17:
         if end < off + 8:
             return _frame(tuple(layers), ip=ip, error="short UDP header")
-        sport, dport, length = _udp.unpack_from(data, off)
+        sport, dport, length = _udp(data, off)
         udp = _new(UDP, (sport, dport, length))
         layers.append(udp)
         off += 8
         if dport in VXLAN_PORTS and end >= off + 8 and depth < MAX_DEPTH:
-            flags, _, vni_word = _vxlan.unpack_from(data, off)
+            flags, _, vni_word = _vxlan(data, off)
             if flags & 0x08:  # the I flag: a valid VNI follows
                 vx = _new(VXLAN, (vni_word >> 8, flags))
                 layers.append(vx)
@@ -242,7 +244,7 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
         if end < off + 4:
             return _frame(tuple(layers), ip=ip, error="short ICMP header")
         if end >= off + 8:
-            itype, code, _, ident, seq = _icmp.unpack_from(data, off)
+            itype, code, _, ident, seq = _icmp(data, off)
         else:
             itype, code = data[off], data[off + 1]
             ident = seq = 0
@@ -257,7 +259,7 @@ def _arp_frame(data: bytes, off: int, layers: list) -> Frame:
     n = len(data)
     if n < off + 8:
         return _frame(tuple(layers), error="short ARP header")
-    htype, ptype, hlen, plen, op = _arp.unpack_from(data, off)
+    htype, ptype, hlen, plen, op = _arp(data, off)
     off += 8
     if hlen != 6 or plen != 4 or n < off + 20:
         return _frame(tuple(layers), error="ARP for other than Ethernet/IPv4")
@@ -270,7 +272,7 @@ def _arp_frame(data: bytes, off: int, layers: list) -> Frame:
 def sll_direction(data: bytes, linktype: int):
     """Direction a cooked capture records (``"tx"`` for outgoing, else ``"rx"``) and the SLL2 ifindex."""
     if linktype == LINKTYPE_LINUX_SLL2 and len(data) >= 20:
-        return ("tx" if data[10] == 4 else "rx"), _u32_be.unpack_from(data, 4)[0]
+        return ("tx" if data[10] == 4 else "rx"), _u32_be(data, 4)[0]
     if linktype == LINKTYPE_LINUX_SLL and len(data) >= 16:
         return ("tx" if data[1] == 4 and data[0] == 0 else "rx"), None
     return None, None

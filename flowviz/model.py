@@ -18,35 +18,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Final, NamedTuple, Optional, Union
+
+# (Module constants are Final: compiled (flowviz/native.py), any other module-level name is looked up
+# in the module's dict at every use.)
 
 # Link-layer header types (https://www.tcpdump.org/linktypes.html) that the
 # decoder understands; the data of a HopEvent starts with this header.
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-KNOWN_LINKTYPES = frozenset(
+LINKTYPE_NULL: Final = 0
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_RAW: Final = 101
+LINKTYPE_LINUX_SLL: Final = 113
+LINKTYPE_IPV4: Final = 228
+LINKTYPE_IPV6: Final = 229
+LINKTYPE_LINUX_SLL2: Final = 276
+KNOWN_LINKTYPES: Final = frozenset(
     {LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL,
      LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2}
 )
 
 # Directions of a sighting. Plain strings so they cost nothing on the hot path
 # and serialise as themselves.
-RX = "rx"      #: the device received it
-TX = "tx"      #: the device is sending it
-DROP = "drop"  #: the kernel freed it as a drop (skb:kfree_skb), with a reason
-FREE = "free"  #: end of life without a drop (skb:consume_skb); not a hop
-LOST = "lost"  #: not a sighting: the kernel could not hand some over (ring buffer full) just now
+RX: Final = "rx"      #: the device received it
+TX: Final = "tx"      #: the device is sending it
+DROP: Final = "drop"  #: the kernel freed it as a drop (skb:kfree_skb), with a reason
+FREE: Final = "free"  #: end of life without a drop (skb:consume_skb); not a hop
+LOST: Final = "lost"  #: not a sighting: the kernel could not hand some over (ring buffer full) just now
 
 #: what can see a packet: the live tracer's tracepoints, or a capture. A recording's hook= that
 #: names anything else is not believed (``UNKNOWN_HOOK``).
-HOOK_NAMES = frozenset({"netif_receive_skb", "net_dev_start_xmit", "netif_rx", "kfree_skb", "consume_skb",
+HOOK_NAMES: Final = frozenset({"netif_receive_skb", "net_dev_start_xmit", "netif_rx", "kfree_skb", "consume_skb",
                         "capture"})
-UNKNOWN_HOOK = "unknown"
+UNKNOWN_HOOK: Final = "unknown"
 
 
 class HopEvent(NamedTuple):
@@ -241,12 +244,12 @@ class Frame(NamedTuple):
         return flow_text(self.proto, self.src, self.sport, self.dst, self.dport)
 
 
-_L4_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
-IP_PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp",
+_L4_NAMES: Final = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
+IP_PROTO_NAMES: Final = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp",
                   58: "icmp", 132: "sctp"}
 
 
-TCP_FLAG_NAMES = ((0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x20, "URG"))
+TCP_FLAG_NAMES: Final = ((0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x20, "URG"))
 
 
 def tcp_flags_text(flags: int) -> str:
@@ -365,8 +368,8 @@ class Hop(NamedTuple):
         return self.transition.changes
 
 
-ORIG = "orig"    #: same direction as the connection's first packet
-REPLY = "reply"  #: the other direction
+ORIG: Final = "orig"    #: same direction as the connection's first packet
+REPLY: Final = "reply"  #: the other direction
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,30 +23,39 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, NamedTuple, Optional
+from typing import BinaryIO, Callable, Final, Iterator, NamedTuple, Optional
 from urllib.parse import quote
 
 from .errors import BadCapture
 from .model import KNOWN_LINKTYPES
 from .sanitize import safe
 
-PCAP_MAGIC_US = 0xA1B2C3D4
-PCAP_MAGIC_NS = 0xA1B23C4D
-PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BOM = 0x1A2B3C4D
-BT_IDB, BT_SPB, BT_EPB, BT_OPB = 1, 3, 6, 2
+# (Final: compiled (flowviz/native.py), a module-level name not declared Final is looked up in the
+# module's dict at every use, a tenth of reading a record; a Final one is a constant or a C variable.)
+PCAP_MAGIC_US: Final = 0xA1B2C3D4
+PCAP_MAGIC_NS: Final = 0xA1B23C4D
+PCAPNG_SHB: Final = 0x0A0D0D0A
+PCAPNG_BOM: Final = 0x1A2B3C4D
+BT_IDB: Final = 1
+BT_SPB: Final = 3
+BT_EPB: Final = 6
+BT_OPB: Final = 2
 
-OPT_END, OPT_COMMENT = 0, 1
-IF_NAME, IF_DESCRIPTION, IF_TSRESOL, IF_TSOFFSET = 2, 3, 9, 14
-EPB_FLAGS = 2
+OPT_END: Final = 0
+OPT_COMMENT: Final = 1
+IF_NAME: Final = 2
+IF_DESCRIPTION: Final = 3
+IF_TSRESOL: Final = 9
+IF_TSOFFSET: Final = 14
+EPB_FLAGS: Final = 2
 
 # A record longer than this is not a packet but a corrupt length field.
-MAX_RECORD = 256 * 1024 * 1024
-MAX_SNAPLEN = 262144
-MAX_TS_NS = 1 << 63   # nanoseconds since 1970 that fit in 64 bits: until the year 2262
+MAX_RECORD: Final = 256 * 1024 * 1024
+MAX_SNAPLEN: Final = 262144
+MAX_TS_NS: Final = 1 << 63   # nanoseconds since 1970 that fit in 64 bits: until the year 2262
 
-DIR_FROM_FLAGS = {1: "rx", 2: "tx"}
-FLAGS_FROM_DIR = {"rx": 1, "tx": 2}
+DIR_FROM_FLAGS: Final = {1: "rx", 2: "tx"}
+FLAGS_FROM_DIR: Final = {"rx": 1, "tx": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +80,7 @@ class Record(NamedTuple):
 
 #: ``Record(...)`` without the NamedTuple's constructor, which is Python code (compiled, the call into
 #: the interpreter was most of a record's cost): every field given, in Record's order
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 
 def read_capture(path: str, stream: Optional[BinaryIO] = None) -> Iterator[Record]:
@@ -91,7 +100,7 @@ def read_capture(path: str, stream: Optional[BinaryIO] = None) -> Iterator[Recor
         yield from _read_stream(path, f)
 
 
-READ_BUFFER = 1 << 20
+READ_BUFFER: Final = 1 << 20
 
 
 def _read_stream(path: str, f: BinaryIO) -> Iterator[Record]:
@@ -154,18 +163,20 @@ def _read_pcap(path: str, f: BinaryIO, head: bytes, bo: str) -> Iterator[Record]
 
 class _Formats:
     """The block formats of one byte order, compiled once (struct.unpack_from with a format string
-    looks it up in struct's cache on every call, after the string was put together)."""
+    looks it up in struct's cache on every call, after the string was put together), each as its
+    bound ``unpack_from``: compiled code calling a Struct's method looks the method up every time,
+    which cost a tenth of reading a pcapng file."""
 
     def __init__(self, bo: str):
-        self.u32 = struct.Struct(bo + "I")
-        self.hh = struct.Struct(bo + "HH")
-        self.ii = struct.Struct(bo + "II")
-        self.epb = struct.Struct(bo + "IIIII")
-        self.opb = struct.Struct(bo + "HHIIII")
+        self.u32: Callable[..., tuple] = struct.Struct(bo + "I").unpack_from
+        self.hh: Callable[..., tuple] = struct.Struct(bo + "HH").unpack_from
+        self.ii: Callable[..., tuple] = struct.Struct(bo + "II").unpack_from
+        self.epb: Callable[..., tuple] = struct.Struct(bo + "IIIII").unpack_from
+        self.opb: Callable[..., tuple] = struct.Struct(bo + "HHIIII").unpack_from
 
 
-_FORMATS = {"<": _Formats("<"), ">": _Formats(">")}
-_LE_U32 = _FORMATS["<"].u32
+_FORMATS: Final = {"<": _Formats("<"), ">": _Formats(">")}
+_LE_U32: Final = _FORMATS["<"].u32
 
 
 def _options(buf, off: int, end: int, fmt: _Formats) -> list[tuple[int, bytes]]:
@@ -174,7 +185,7 @@ def _options(buf, off: int, end: int, fmt: _Formats) -> list[tuple[int, bytes]]:
     hh = fmt.hh
     out = []
     while off + 4 <= end:
-        code, length = hh.unpack_from(buf, off)
+        code, length = hh(buf, off)
         off += 4
         if code == OPT_END:
             break
@@ -203,47 +214,75 @@ class _Section:
 def _read_pcapng(path: str, f: BinaryIO, head: bytes) -> Iterator[Record]:
     off, count = 0, 0
     sec: Optional[_Section] = None
+    inp = _Input(f, head)
 
     def fail(problem: str):
         return BadCapture(path, problem, partial=count > 0)
 
     while True:
-        # each block is read whole, then parsed at offsets inside it; ``off`` (where it starts in
-        # the file) is only for messages
-        got = _next_block(f, head, off, sec, fail)
-        head = b""
+        # each block is parsed at offsets in the input's buffer, where it lies whole; ``off`` (where
+        # it starts in the file) is only for messages
+        got = _next_block(inp, off, sec, fail)
         if got is None:
             return
-        sec, btype, blk = got
-        blen = len(blk)
-        end = blen - 4
+        sec, btype, blen = got
+        buf, start = inp.buf, inp.pos
+        inp.pos = start + blen
+        end = start + blen - 4
         rec = None
         if btype == BT_IDB:
-            _interface(sec, blk, off, 8, end, fail)
+            _interface(sec, buf, off, start + 8, end, fail)
         elif btype == BT_EPB or btype == BT_OPB:
-            rec = _packet(sec, btype, blk, off, 8, end, fail)
+            rec = _packet(sec, btype, buf, off, start + 8, end, fail)
         elif btype == BT_SPB:
-            rec = _simple_packet(sec, blk, off, 8, end, fail)
+            rec = _simple_packet(sec, buf, off, start + 8, end, fail)
         if rec is not None:
             count += 1
             yield rec
         # every other block (statistics, name resolution, secrets, custom) is skipped
-        if sec.fmt.u32.unpack_from(blk, end)[0] != blen:
+        if sec.fmt.u32(buf, end)[0] != blen:
             raise fail(f"block at byte {off}: trailing length does not match")
         off += blen
 
 
-def _next_block(f: BinaryIO, head: bytes, off: int, sec: Optional["_Section"],
-                fail) -> Optional[tuple["_Section", int, bytes]]:
-    """The next block, whole: the section in force (a section header block starts a new one), its
-    type and its bytes; None at the end of the input."""
-    hdr = head + f.read(12 - len(head))
-    if not hdr:
+READ_CHUNK: Final = 1 << 18
+
+
+class _Input:
+    """A capture read a chunk at a time: ``buf[pos:]`` came in and is not parsed yet. Blocks are parsed
+    where they lie in ``buf``: two reads a block and the copy joining them cost a fifth of reading a
+    pcapng file (scripts/bench-replay). ``read1`` returns what is there, so a pipe's records still come
+    out as soon as their bytes are in."""
+
+    def __init__(self, f: BinaryIO, head: bytes):
+        self.read = getattr(f, "read1", f.read)
+        self.buf = head
+        self.pos = 0
+
+    def have(self, n: int) -> int:
+        """Read until ``n`` bytes are at ``buf[pos:]``, or the input ends; how many are there."""
+        left = len(self.buf) - self.pos
+        while left < n:
+            more = self.read(max(READ_CHUNK, n - left))
+            if not more:
+                break
+            self.buf = self.buf[self.pos:] + more
+            self.pos = 0
+            left = len(self.buf)
+        return left
+
+
+def _next_block(inp: _Input, off: int, sec: Optional["_Section"], fail) -> Optional[tuple["_Section", int, int]]:
+    """The next block, read in whole (it starts at ``inp.pos``): the section in force (a section
+    header block starts a new one), its type and its length; None at the end of the input."""
+    left = inp.have(12)
+    if not left:
         return None
-    if len(hdr) < 12:
+    if left < 12:
         raise fail(f"truncated block header at byte {off}")
-    if _LE_U32.unpack_from(hdr, 0)[0] == PCAPNG_SHB:
-        bom = _LE_U32.unpack_from(hdr, 8)[0]
+    buf, start = inp.buf, inp.pos
+    if _LE_U32(buf, start)[0] == PCAPNG_SHB:
+        bom = _LE_U32(buf, start + 8)[0]
         if bom == PCAPNG_BOM:
             sec = _Section("<")
         elif bom == 0x4D3C2B1A:
@@ -252,15 +291,15 @@ def _next_block(f: BinaryIO, head: bytes, off: int, sec: Optional["_Section"],
             raise fail(f"bad section header byte-order magic at byte {off}")
     elif sec is None:
         raise fail("pcapng file does not start with a section header block")
-    btype, blen = sec.fmt.ii.unpack_from(hdr, 0)
+    btype, blen = sec.fmt.ii(buf, start)
     if blen < 12 or blen % 4:
         raise fail(f"block at byte {off} has an impossible length {blen}")
     if blen > MAX_RECORD:
         raise fail(f"block at byte {off} claims {blen} bytes")
-    rest = f.read(blen - 12)
-    if len(rest) < blen - 12:
-        raise fail(f"truncated block at byte {off} ({blen} bytes announced, {12 + len(rest)} left)")
-    return sec, btype, hdr + rest
+    left = inp.have(blen)
+    if left < blen:
+        raise fail(f"truncated block at byte {off} ({blen} bytes announced, {left} left)")
+    return sec, btype, blen
 
 
 def _interface(sec: "_Section", buf, off: int, body: int, end: int, fail) -> None:
@@ -295,9 +334,9 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     if end - body < 20:
         raise fail(f"short packet block at byte {off}")
     if btype == BT_EPB:
-        if_id, ts_hi, ts_lo, caplen, orig = sec.fmt.epb.unpack_from(buf, body)
+        if_id, ts_hi, ts_lo, caplen, orig = sec.fmt.epb(buf, body)
     else:
-        if_id, _drops, ts_hi, ts_lo, caplen, orig = sec.fmt.opb.unpack_from(buf, body)
+        if_id, _drops, ts_hi, ts_lo, caplen, orig = sec.fmt.opb(buf, body)
     data_off = body + 20
     if if_id >= len(sec.ifaces):
         raise fail(f"packet at byte {off} names interface {if_id}, which was never described")
@@ -308,7 +347,7 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
         if code == OPT_COMMENT:
             comment = _text(value) if comment is None else comment + "\n" + _text(value)
         elif code == EPB_FLAGS and btype == BT_EPB and len(value) == 4:
-            direction = DIR_FROM_FLAGS.get(sec.fmt.u32.unpack(value)[0] & 3)
+            direction = DIR_FROM_FLAGS.get(sec.fmt.u32(value)[0] & 3)
     ts = (ts_hi << 32) | ts_lo
     units = sec.units[if_id]
     ts_ns = ts * (1_000_000_000 // units) if 1_000_000_000 % units == 0 else ts * 1_000_000_000 // units
@@ -322,7 +361,7 @@ def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) ->
     """A simple packet block: the first interface's, no timestamp."""
     if not sec.ifaces:
         raise fail(f"simple packet block at byte {off} before any interface")
-    orig = sec.fmt.u32.unpack_from(buf, body)[0]
+    orig = sec.fmt.u32(buf, body)[0]
     caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
     return _new(Record, (0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig, None, None))
 

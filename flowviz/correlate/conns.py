@@ -8,13 +8,13 @@ stream time are forgotten (:meth:`Connections.sweep`).
 from __future__ import annotations
 
 from collections import deque
-from typing import Optional
+from typing import Final, Optional
 
 from ..model import ORIG, REPLY, TCP, Frame
 from .identity import TCP_ACK, TCP_SYN, answering_ack, reverse
 
-MAX_ORIG_REMEMBERED = 64
-CONN_IDLE_NS = 300_000_000_000      # a connection silent for 5 min is forgotten
+MAX_ORIG_REMEMBERED: Final = 64
+CONN_IDLE_NS: Final = 300_000_000_000      # a connection silent for 5 min is forgotten
 
 
 class Conn:

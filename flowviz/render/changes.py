@@ -6,13 +6,13 @@ and the explanations all format them here, so each looks the same everywhere.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Final, Optional
 
 from ..model import Change, ChangeKind, Endpoint, Flow, endpoint, flow_text, namedtuple_json
 
-K = ChangeKind
+K: Final = ChangeKind
 #: each kind's text (Enum's ``.value`` is Python code, a call into the interpreter per change)
-KIND_TEXT = {k: k.value for k in ChangeKind}
+KIND_TEXT: Final = {k: k.value for k in ChangeKind}
 
 
 def side_text(c: Change, after: bool) -> Optional[str]:

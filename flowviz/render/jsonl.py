@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Optional, TextIO
+from typing import Final, Optional, TextIO
 
 from ..annotations import note_to_json
 from ..model import Hop, Journey, namedtuple_json
@@ -60,14 +60,14 @@ def journey_object(j: Journey, changes: Optional[list] = None) -> dict:
 
 #: DEL and C1 controls, which json leaves raw with ensure_ascii=False (it escapes only C0): a terminal
 #: reading the output would act on them. They only occur inside JSON strings, where \\u escapes are valid.
-_C1 = re.compile("[\x7f-\x9f]")
+_C1: Final = re.compile("[\x7f-\x9f]")
 
 
 def _c1_escape(m: "re.Match[str]") -> str:
     return f"\\u{ord(m.group()):04x}"
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode   # one encoder: json.dumps builds one per call
+_encode: Final = json.JSONEncoder(ensure_ascii=False).encode   # one encoder: json.dumps builds one per call
 
 
 def _c1_escaped(s: str) -> str:
@@ -93,7 +93,7 @@ def _line(obj: dict) -> str:
 # Each string is escaped as it is written (C1 controls, as _escaped does to a whole line), so the lines
 # need no second pass: every value goes through _str, _value or _json.
 
-_basestring = json.encoder.encode_basestring   # a JSON string literal, non-ASCII left as it is (ensure_ascii=False)
+_basestring: Final = json.encoder.encode_basestring   # a JSON string literal, non-ASCII left as it is (ensure_ascii=False)
 
 
 def _str(s: str) -> str:
