@@ -273,7 +273,9 @@ def cmd_replay(args) -> int:
     try:
         stdin = _stdin_for_data() if from_stdin and mode == "tui" else None
         source = ReplaySource(args.files, stdin=stdin)
-        correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open)
+        # journeys written and dropped need not leave the collector's lists; the TUI and pictures keep them
+        correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open,
+                                untrack=mode == "tui" or bool(sinks))
         if mode == "tui":
             from .tui import run_app
             run_app(source, correlator, flt, follow_latest=False, sinks=sinks)

@@ -16,6 +16,7 @@ import struct
 from socket import AF_INET6, inet_ntop
 from typing import Final, Optional
 
+from .gcuntrack import record
 from .model import (
     ARP, ICMP, IP, L4, IPv4, IPv6, LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW, SLL,
@@ -47,7 +48,7 @@ _arp: Final = struct.Struct("!HHBBH").unpack_from
 _vxlan: Final = struct.Struct("!B3sI").unpack_from
 _u32_le: Final = struct.Struct("<I").unpack_from
 _u32_be: Final = struct.Struct("!I").unpack_from
-_new: Final = tuple.__new__
+_record: Final = record
 
 _IPV6_EXT: Final = frozenset({0, 43, 44, 60, 135, 139, 140})  # hop-by-hop, routing, fragment, dest opts, ...
 
@@ -58,7 +59,7 @@ def _frame(layers: tuple, ip: Optional[IP] = None, l4: Optional[L4] = None, arp:
     """``Frame(...)``, built without the NamedTuple's own constructor (Python code: compiled, a third
     of its time). The fields in Frame's order; the layers below are built the same way, all their
     fields given in order (tests/unit/test_decode.py checks the orders)."""
-    return _new(Frame, (layers, ip, l4, arp, vxlan, inner, payload, error))
+    return _record(Frame, layers, ip, l4, arp, vxlan, inner, payload, error)
 
 
 # Addresses as text, remembered by their bytes (one table per kind): a capture holds few, each in
@@ -106,7 +107,7 @@ def _decode(data: bytes, linktype: int, depth: int) -> Frame:
         if n < 14:
             return _frame((), error="short ethernet header")
         dst, src, etype = _eth(data, 0)
-        layers.append(_new(Ether, (_mac(src), _mac(dst), etype)))
+        layers.append(_record(Ether, _mac(src), _mac(dst), etype))
         off = 14
     elif linktype == LINKTYPE_LINUX_SLL2:
         if n < 20:
@@ -163,7 +164,7 @@ def _ipv4(data: bytes, off: int, layers: list, depth: int) -> Frame:
         return _frame(tuple(layers), error="short IPv4 header")
     vihl, tos, total, ident, frag, ttl, proto, _, src, dst = _ip4(data, off)
     ihl = (vihl & 0x0F) * 4
-    ip = _new(IPv4, (_ip4s(src), _ip4s(dst), proto, ttl, ident, tos, total, frag))
+    ip = _record(IPv4, _ip4s(src), _ip4s(dst), proto, ttl, ident, tos, total, frag)
     layers.append(ip)
     if vihl >> 4 != 4 or ihl < 20:
         return _frame(tuple(layers), ip=ip, error="bad IPv4 header length")
@@ -190,7 +191,7 @@ def _ipv6(data: bytes, off: int, layers: list, depth: int) -> Frame:
     # extension headers: skip to the upper layer
     while nh in _IPV6_EXT:
         if off + 8 > end:
-            ip = _new(IPv6, (inet_ntop(AF_INET6, src), inet_ntop(AF_INET6, dst), nh, hlim, vtf & 0xFFFFF, plen))
+            ip = _record(IPv6, inet_ntop(AF_INET6, src), inet_ntop(AF_INET6, dst), nh, hlim, vtf & 0xFFFFF, plen)
             layers.append(ip)
             return _frame(tuple(layers), ip=ip, error="short IPv6 extension header")
         if nh == 44:
@@ -200,7 +201,7 @@ def _ipv6(data: bytes, off: int, layers: list, depth: int) -> Frame:
             hdr_len = (data[off + 1] + 1) * 8
         nh = data[off]
         off += hdr_len
-    ip = _new(IPv6, (inet_ntop(AF_INET6, src), inet_ntop(AF_INET6, dst), nh, hlim, vtf & 0xFFFFF, plen))
+    ip = _record(IPv6, inet_ntop(AF_INET6, src), inet_ntop(AF_INET6, dst), nh, hlim, vtf & 0xFFFFF, plen)
     layers.append(ip)
     if vtf >> 28 != 6:
         return _frame(tuple(layers), ip=ip, error="bad IPv6 version")
@@ -218,7 +219,7 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
             return _frame(tuple(layers), ip=ip, error="short TCP header")
         sport, dport, seq, ack, offflags, win = _tcp(data, off)
         doff = (offflags >> 12) * 4
-        tcp = _new(TCP, (sport, dport, seq, ack, offflags & 0x01FF, win, max(dend - off - doff, 0)))
+        tcp = _record(TCP, sport, dport, seq, ack, offflags & 0x01FF, win, max(dend - off - doff, 0))
         layers.append(tcp)
         if doff < 20 or off + doff > end:
             return _frame(tuple(layers), ip=ip, l4=tcp, error="bad TCP header length")
@@ -227,13 +228,13 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
         if end < off + 8:
             return _frame(tuple(layers), ip=ip, error="short UDP header")
         sport, dport, length = _udp(data, off)
-        udp = _new(UDP, (sport, dport, length))
+        udp = _record(UDP, sport, dport, length)
         layers.append(udp)
         off += 8
         if dport in VXLAN_PORTS and end >= off + 8 and depth < MAX_DEPTH:
             flags, _, vni_word = _vxlan(data, off)
             if flags & 0x08:  # the I flag: a valid VNI follows
-                vx = _new(VXLAN, (vni_word >> 8, flags))
+                vx = _record(VXLAN, vni_word >> 8, flags)
                 layers.append(vx)
                 carried = data[off + 8:end]   # kept as the payload: filters look at the inner frame's bytes
                 inner = _decode(carried, LINKTYPE_ETHERNET, depth + 1)
@@ -249,7 +250,7 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
             itype, code = data[off], data[off + 1]
             ident = seq = 0
         echo = (itype in (0, 8)) if proto == 1 else (itype in (128, 129))
-        icmp = _new(ICMP, (itype, code, ident if echo else 0, seq if echo else 0, proto == 58))
+        icmp = _record(ICMP, itype, code, ident if echo else 0, seq if echo else 0, proto == 58)
         layers.append(icmp)
         return _frame(tuple(layers), ip=ip, l4=icmp, payload=data[off + 8:end])
     return _frame(tuple(layers), ip=ip, payload=data[off:end])

@@ -50,6 +50,7 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
                 run_app(source, correlator, flt, sinks=sinks, count=args.count, duration=args.duration,
                         follow_latest=True)
                 return _report_lost(source)
+            correlator.untrack = bool(drawn)   # journeys written and dropped stay in the collector's lists
             return _plain(source, correlator, mode, sinks, args.count, args.duration)
     finally:
         if recorder is not None:

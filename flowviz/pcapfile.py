@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Final, Iterator, NamedTuple, Optional
 from urllib.parse import quote
 
+from .gcuntrack import record
 from .errors import BadCapture
 from .model import KNOWN_LINKTYPES
 from .sanitize import safe
@@ -80,7 +81,7 @@ class Record(NamedTuple):
 
 #: ``Record(...)`` without the NamedTuple's constructor, which is Python code (compiled, the call into
 #: the interpreter was most of a record's cost): every field given, in Record's order
-_new: Final = tuple.__new__
+_record: Final = record
 
 
 def read_capture(path: str, stream: Optional[BinaryIO] = None) -> Iterator[Record]:
@@ -157,7 +158,7 @@ def _read_pcap(path: str, f: BinaryIO, head: bytes, bo: str) -> Iterator[Record]
             raise BadCapture(path, f"truncated packet {count + 1} (byte {off}: {incl} bytes announced, "
                                    f"{len(data)} left)", partial=count > 0)
         count += 1
-        yield _new(Record, (sec * 1_000_000_000 + frac * scale, iface, data, orig, None, None))
+        yield _record(Record, sec * 1_000_000_000 + frac * scale, iface, data, orig, None, None)
         off += 16 + incl
 
 
@@ -354,7 +355,7 @@ def _packet(sec: "_Section", btype: int, buf, off: int, body: int, end: int, fai
     ts_ns += sec.offsets[if_id] * 1_000_000_000
     if not 0 <= ts_ns < MAX_TS_NS:
         raise fail(f"packet at byte {off} has a timestamp out of range (if_tsresol or if_tsoffset damaged?)")
-    return _new(Record, (ts_ns, sec.ifaces[if_id], buf[data_off:data_off + caplen], orig, comment, direction))
+    return _record(Record, ts_ns, sec.ifaces[if_id], buf[data_off:data_off + caplen], orig, comment, direction)
 
 
 def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) -> Record:
@@ -363,7 +364,7 @@ def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) ->
         raise fail(f"simple packet block at byte {off} before any interface")
     orig = sec.fmt.u32(buf, body)[0]
     caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
-    return _new(Record, (0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig, None, None))
+    return _record(Record, 0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig, None, None)
 
 
 # --- writing ----------------------------------------------------------------

@@ -8,24 +8,24 @@ how the journey ends (:func:`ending`).
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Final, Optional, Protocol
 
-from ..gcuntrack import untrack
+from ..gcuntrack import record
 from ..model import DROP, ICMP, RX, TX, Change, ChangeKind, Endpoint, Flow, Frame, Hop, HopEvent, Transition
 
 
-_new = tuple.__new__
+_record: Final = record
 
 
 def _change(kind: ChangeKind, before: object = None, after: object = None, vni: Optional[int] = None,
             reason: Optional[str] = None, via: Optional[str] = None, note: Optional[tuple] = None) -> Change:
     """``Change(...)``, built without the NamedTuple's own constructor, which is Python code: compiled
     (flowviz/native.py), a third of its time. The fields in Change's order."""
-    return _new(Change, (kind, before, after, vni, reason, via, note))
+    return _record(Change, kind, before, after, vni, reason, via, note)
 
 
 def _endpoint(addr: Optional[str], port: Optional[int]) -> Endpoint:
-    return _new(Endpoint, (addr, port))   # Endpoint(addr, port), as _change
+    return _record(Endpoint, addr, port)   # Endpoint(addr, port), as _change
 
 
 class Topology(Protocol):
@@ -118,7 +118,7 @@ def tunnelling(pf: Frame, cf: Frame, revni: bool) -> list[Change]:
 
 
 #: which change each kind of kernel-hook note explains: (note kind, note test) → change kind
-_EXPLAINS = {
+_EXPLAINS: Final = {
     "nat": lambda n: ChangeKind.DNAT if n.manip == "dnat" else ChangeKind.SNAT,
     "vxlan": lambda n: ChangeKind.ENCAP if n.dir == "tx" else ChangeKind.DECAP,
     "bridge": lambda n: ChangeKind.BRIDGE,
@@ -212,6 +212,6 @@ def hops(events: list[HopEvent], frames: list[Frame], topology: Optional[Topolog
         changes = classify(prev_ev, prev_fr, ev, fr, topology) if prev_ev is not None else []  # type: ignore[arg-type]
         if seq == len(order) - 1:
             changes.extend(ending(ev, fr))
-        out.append(_new(Hop, (seq, ev, fr, _new(Transition, (tuple(changes),)), ev.ts_ns - t0)))   # Hop(...)
+        out.append(_record(Hop, seq, ev, fr, _record(Transition, tuple(changes)), ev.ts_ns - t0))   # Hop(...)
         prev_ev, prev_fr = ev, fr
-    return untrack(tuple(out))   # never in a cycle: out of the collector's lists (gcuntrack)
+    return tuple(out)

@@ -7,26 +7,27 @@ here, as fast as the ring buffer hands them over.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
+from ..gcuntrack import record
 from ..model import DROP, FREE, LINKTYPE_ETHERNET, LINKTYPE_RAW, RX, TX, HopEvent
 from . import hooks
 
 #: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
-FV_EVENT = struct.Struct("<QQ6IHBBBB2s16s128s")
-FV_EVENT_FIELDS = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
+FV_EVENT: Final = struct.Struct("<QQ6IHBBBB2s16s128s")
+FV_EVENT_FIELDS: Final = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
                    "nnotes", "flags", "pad", "ifname", "data")
-FV_EV_GAP = 1
-FV_EV_COMPACT = 2
+FV_EV_GAP: Final = 1
+FV_EV_COMPACT: Final = 2
 #: the head of struct fv_event, all a record holds when it carries no bytes (FV_EVENT_HEAD)
-FV_HEAD = struct.Struct("<QQ6IHBBBB2s16s")
+FV_HEAD: Final = struct.Struct("<QQ6IHBBBB2s16s")
 #: bytes of compact sightings' skbs kept, at most: more than fv_tracked (65536) can have followed at once
-SNAPS_MAX = 1 << 17
+SNAPS_MAX: Final = 1 << 17
 
-_new = tuple.__new__
+_record: Final = record
 
 #: hook number → (tracepoint name shown to people, direction)
-HOOKS = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
+HOOKS: Final = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
          4: ("kfree_skb", DROP), 5: ("consume_skb", FREE)}
 
 
@@ -62,7 +63,8 @@ class Records:
         # HopEvent(...) in its field order, without the NamedTuple's constructor (Python code: compiled,
         # this is a third of its time, a ninth of its time with keywords; tests/unit/test_bpf_struct.py
         # compares the two)
-        return _new(HopEvent, (
+        return _record(
+            HopEvent,
             ts + self.wall_offset,                                     # ts_ns
             dev,                                                       # ifname
             direction,                                                 # dir
@@ -81,7 +83,7 @@ class Records:
             mode,                                                      # mode
             hooks.convert_notes(raw, FV_EVENT.size, nnotes) if nnotes else (),  # notes
             bool(flags & FV_EV_GAP),                                   # gap
-        ))
+        )
 
     def bytes_of(self, skb: int, data: bytes, flags: int, ending: bool) -> tuple[bytes, int]:
         """A compact sighting's bytes are its skb's previous event's (the kernel found them unchanged);

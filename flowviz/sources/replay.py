@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 from operator import attrgetter
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Final, Iterator, Optional
 from urllib.parse import unquote
 
+from ..gcuntrack import record
 from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
@@ -35,8 +36,8 @@ from ..model import (DROP, FREE, HOOK_NAMES, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_
 from ..pcapfile import Interface, Record, parse_meta, read_capture
 from . import SourceStatus
 
-DIRECTIONS = frozenset((RX, TX, DROP, FREE))   #: what a recording's dir= may say
-_new = tuple.__new__
+DIRECTIONS: Final = frozenset((RX, TX, DROP, FREE))   #: what a recording's dir= may say
+_record: Final = record
 
 
 class InterfaceNotes:
@@ -110,8 +111,8 @@ def _place(iface: Interface) -> tuple[Optional[str], str]:
     return None, name
 
 
-STDIN = "-"
-IDLE_TICK_S = 0.2   #: a quiet stream says so this often, so idle journeys finish
+STDIN: Final = "-"
+IDLE_TICK_S: Final = 0.2   #: a quiet stream says so this often, so idle journeys finish
 
 
 def is_stream(path: str) -> bool:
@@ -225,8 +226,8 @@ class ReplaySource:
             mode = self.topology.mode_of(netns, ifname)
         # every field in HopEvent's order, without its constructor: keywords cost a third of building
         # it, and its __new__ is Python code (compiled, tuple.__new__ is a third)
-        return _new(HopEvent, (rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
-                               netns_id, ifindex, hook, skb, mark, reason, cpu, text, mode, notes, gap))
+        return _record(HopEvent, rec.ts_ns, ifname, direction, rec.data, iface.linktype, rec.orig_len, netns,
+                       netns_id, ifindex, hook, skb, mark, reason, cpu, text, mode, notes, gap)
 
     def _guarded(self, it: Iterator[HopEvent]) -> Iterator[HopEvent]:
         try:
@@ -280,8 +281,8 @@ class ReplaySource:
 
 #: parse_meta, remembered: a recording's comments repeat (a mark, a hook, a namespace). The dicts it
 #: hands back are shared, so nothing may change them.
-_parse_meta = functools.lru_cache(maxsize=4096)(parse_meta)
-_COOKED = frozenset({LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2})   # where the frame itself says direction
+_parse_meta: Final = functools.lru_cache(maxsize=4096)(parse_meta)
+_COOKED: Final = frozenset({LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2})   # where the frame itself says direction
 
 
 def _hook(claimed) -> str:
@@ -293,7 +294,7 @@ def _prepend(first, it):
     yield from it
 
 
-_END = object()
+_END: Final = object()
 
 
 def _quiet_ticks(it: Iterator[HopEvent], every_s: float) -> Iterator[Optional[HopEvent]]:

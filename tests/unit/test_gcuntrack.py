@@ -53,6 +53,27 @@ def test_only_tuples_are_untracked_and_what_they_hold_stays_alive():
     assert gcuntrack.untrack(5) == 5 and gcuntrack.untrack("text") == "text"
 
 
+def test_a_record_is_what_tuple_new_makes():
+    """``record`` (C when built) is the hot path's way to make a NamedTuple without its constructor."""
+    for make in (gcuntrack.record, gcuntrack._new):
+        pair = make(_Pair, "a", [1])
+        assert type(pair) is _Pair and pair == tuple.__new__(_Pair, ("a", [1])) and pair.right == [1]
+        assert gc.is_tracked(pair)   # as tuple.__new__ leaves it: untracking is the correlator's choice
+        assert make(tuple) == () and type(make(_Pair)) is _Pair   # no check of the field count: neither checks
+    for bad in ((), (int, 1), ("not a class",)):
+        try:
+            gcuntrack.record(*bad)
+        except TypeError:
+            continue
+        raise AssertionError(f"record{bad} did not refuse")
+
+
+def test_a_correlator_whose_journeys_are_written_and_dropped_leaves_them_tracked():
+    src = ReplaySource([sample("swarm-ingress.pcapng")])
+    journeys = list(Correlator(topology=src.topology, untrack=False).run(src.events()))
+    assert journeys and all(gc.is_tracked(h) for j in journeys for h in j.hops)
+
+
 def _outputs(pure: bool) -> str:
     """Every sample capture's and fuzz-corpus file's JSON Lines and text output (or the error it
     gives), from a fresh interpreter; first what doctor says of the C helper and the compiled modules."""
