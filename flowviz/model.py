@@ -317,10 +317,6 @@ class Flow(NamedTuple):
     dst: Optional[str]
     dport: Optional[int]
 
-    @staticmethod
-    def of(f: "Frame") -> "Flow":
-        return tuple.__new__(Flow, (f.proto, f.src, f.sport, f.dst, f.dport))   # the constructor is Python code
-
 
 class Change(NamedTuple):
     """One named change: ``kind`` from ``before`` to ``after``, as values (render/changes.py formats them).

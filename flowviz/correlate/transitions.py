@@ -28,6 +28,11 @@ def _endpoint(addr: Optional[str], port: Optional[int]) -> Endpoint:
     return _record(Endpoint, addr, port)   # Endpoint(addr, port), as _change
 
 
+def _flow(f: Frame) -> Flow:
+    """The frame's tuple at its own header level, as _change makes a Change."""
+    return _record(Flow, f.proto, f.src, f.sport, f.dst, f.dport)
+
+
 class Topology(Protocol):
     """What the correlator may ask about devices (live topology, or a capture's interface notes)."""
 
@@ -111,9 +116,9 @@ def mark(pe: HopEvent, ce: HopEvent) -> list[Change]:
 def tunnelling(pf: Frame, cf: Frame, revni: bool) -> list[Change]:
     out = []
     if (pf.vxlan is not None and cf.vxlan is None) or revni:
-        out.append(_change(ChangeKind.DECAP, Flow.of(pf), Flow.of(pf.inner), vni=pf.vxlan.vni))  # type: ignore
+        out.append(_change(ChangeKind.DECAP, _flow(pf), _flow(pf.inner), vni=pf.vxlan.vni))  # type: ignore
     if (cf.vxlan is not None and pf.vxlan is None) or revni:
-        out.append(_change(ChangeKind.ENCAP, Flow.of(cf.inner), Flow.of(cf), vni=cf.vxlan.vni))  # type: ignore
+        out.append(_change(ChangeKind.ENCAP, _flow(cf.inner), _flow(cf), vni=cf.vxlan.vni))  # type: ignore
     return out
 
 
