@@ -12,7 +12,7 @@
 /* which hook saw the packet */
 #define FV_HOOK_RX 1            /* tracepoint net:netif_receive_skb */
 #define FV_HOOK_TX 2            /* tracepoint net:net_dev_start_xmit */
-#define FV_HOOK_RX_ENQUEUE 3    /* tracepoint net:netif_rx (queued for a later receive) */
+#define FV_HOOK_RX_ENQUEUE 3    /* tracepoint net:netif_rx: no longer attached (its packets reach netif_receive_skb) */
 #define FV_HOOK_DROP 4          /* tracepoint skb:kfree_skb, with the drop reason */
 #define FV_HOOK_FREE 5          /* tracepoint skb:consume_skb: end of life, not a drop */
 

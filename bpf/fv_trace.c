@@ -2,9 +2,10 @@
  *
  * Hooks (stable tracepoints, present on every 4.x+ kernel, cheaper than
  * kprobes): net:netif_receive_skb (rx), net:net_dev_start_xmit (tx),
- * net:netif_rx (rx, queued), skb:kfree_skb (drop + reason), skb:consume_skb
- * (end of life), and skb:skb_copy_datagram_iovec (a socket read it: forgotten,
- * nothing sent). Each has two entry points: fv_X for the perf tracepoint (the
+ * skb:kfree_skb (drop + reason), skb:consume_skb (end of life), and
+ * skb:skb_copy_datagram_iovec (a socket read it: forgotten, nothing sent).
+ * Not net:netif_rx: what it queues, netif_receive_skb sees again (or kfree_skb
+ * drops), so it only reported each of those packets twice. Each has two entry points: fv_X for the perf tracepoint (the
  * kernel first copies the event's fields into a record; the skb address is
  * read at its tracefs offset) and fv_X_raw for the raw tracepoint, which gets
  * the tracepoint's arguments as they are (skb is args[0], kfree_skb's reason
@@ -772,11 +773,6 @@ int fv_tx(void *ctx)
     return fv_sighting(*(void **)(ctx + FV_TP_TX_SKB), FV_HOOK_TX, 0);
 }
 
-int fv_rx_enq(void *ctx)
-{
-    return fv_sighting(*(void **)(ctx + FV_TP_RXQ_SKB), FV_HOOK_RX_ENQUEUE, 0);
-}
-
 int fv_drop(void *ctx)
 {
     return fv_sighting(*(void **)(ctx + FV_TP_DROP_SKB), FV_HOOK_DROP, *(__u32 *)(ctx + FV_TP_DROP_REASON));
@@ -800,11 +796,6 @@ int fv_rx_raw(void *ctx)
 int fv_tx_raw(void *ctx)
 {
     return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_TX, 0);
-}
-
-int fv_rx_enq_raw(void *ctx)
-{
-    return fv_sighting((void *)FV_RAW_ARG(ctx, 0), FV_HOOK_RX_ENQUEUE, 0);
 }
 
 int fv_drop_raw(void *ctx)

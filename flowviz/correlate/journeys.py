@@ -103,7 +103,8 @@ class OpenJourneys:
             j = None
         if j is not None:
             last = j.events[-1]
-            # the same skb reported twice on one device (netif_rx + receive)
+            # the same skb reported twice on one device (netif_rx + receive, in recordings of flowviz before it
+            # stopped attaching netif_rx)
             return j, last.ifname == ev.ifname and last.netns == ev.netns and last.dir == ev.dir
         if key is None:
             return None, False

@@ -154,8 +154,8 @@ def _raw_check(b) -> Check:
     try:
         for _cat, event, prog, _ in TRACEPOINTS:
             b.load_func(f"{prog}_raw", b.RAW_TRACEPOINT)
-        b.attach_raw_tracepoint(tp="netif_rx", fn_name="fv_rx_enq_raw")
-        b.detach_raw_tracepoint(tp="netif_rx")
+        b.attach_raw_tracepoint(tp="netif_receive_skb", fn_name="fv_rx_raw")
+        b.detach_raw_tracepoint(tp="netif_receive_skb")
         return Check("tracepoints", True, "raw (follow reads the tracepoints' arguments; the kernel copies no "
                      "event record)", required=False)
     except Exception as e:   # the kernel or the verifier refused the raw programs

@@ -50,6 +50,14 @@ def test_the_request_journey_through_the_reference_path(followed):
     js = f.journeys()
     syn = min(request_journeys(js), key=lambda j: j["start_ns"])   # the connection's first packet
     hops = f.hops(syn["packet"])
+    # every device the lab's path crosses, once each: a veth's far end is seen receiving by
+    # netif_receive_skb, which every receive path goes through (netif_rx is not attached)
+    assert syn["path"] == [
+        "client/eth0", "underlay/p-client", "underlay/p-node1", "node1/eth0", "node1/docker_gwbridge",
+        "node1/veth8a3c2f1", "node1:ingress_sbox/eth1", "node1:ingress_sbox/eth0", "node1:1-mp3mrjuxu0/veth0",
+        "node1:1-mp3mrjuxu0/vxlan0", "node1/eth0", "underlay/p-node1", "underlay/p-node2", "node2/eth0",
+        "node2:1-mp3mrjuxu0/vxlan0", "node2:1-mp3mrjuxu0/veth1", "node2:my_kafka1.1.f6nspi9w41ka9fkqs8a81i95b/eth0"]
+    assert {h["hook"] for h in hops if h["dir"] == "rx"} == {"netif_receive_skb"}
     by_place = {(h["netns"], h["ifname"], h["dir"]): h for h in hops}
     eth1 = by_place[("node1:ingress_sbox", "eth1", "rx")]
     assert eth1["dport"] == 20229 and eth1["dst"] == "172.18.0.2"
@@ -370,7 +378,7 @@ def test_a_kernel_that_refuses_raw_tracepoints_gets_perf_ones(tmp_path, monkeypa
     import bcc
     from flowviz.errors import MissingFeature
     from flowviz.filter import FlowFilter
-    from flowviz.sources.live import LiveSource
+    from flowviz.sources.live import TRACEPOINTS, LiveSource
 
     def refuse(self, tp=b"", fn_name=b""):
         raise Exception(f"Failed to attach BPF to raw tracepoint {tp}")
@@ -379,7 +387,7 @@ def test_a_kernel_that_refuses_raw_tracepoints_gets_perf_ones(tmp_path, monkeypa
     monkeypatch.setattr(bcc.BPF, "attach_raw_tracepoint", refuse)
     src = LiveSource(FlowFilter(dport=20229))
     try:
-        assert src.tracepoints == "perf" and len(src.attached) == 6
+        assert src.tracepoints == "perf" and len(src.attached) == len(TRACEPOINTS)
         assert any(n.startswith("raw tracepoints refused (Failed to attach") for n in src.notices), src.notices
         assert sorted(src.bpf.tracepoint_fds) and not src.bpf.raw_tracepoint_fds
         with pytest.raises(Exception, match="Unknown program"):   # only the way attached was compiled
