@@ -6,7 +6,8 @@
    attaching there costs at all: the floor), attached with a filter that
    matches nothing (--dport 9), with a tcpdump expression that matches nothing,
    evaluated in the kernel, and attached following every packet (no filter)
-   with its output going to /dev/null, also within 10% of a CPU (--cpu 10). Rounds are
+   with its output going to /dev/null, also within 10% of a CPU (--cpu 10), and
+   stopped once attached (SIGSTOP: the kernel's side alone, shedding). Rounds are
    interleaved and the median of each mode is compared to detached, as a
    ratio, so the noisy shared machine affects all modes alike. Then one more round
    of each attached mode with kernel.bpf_stats_enabled on: each program's calls and
@@ -116,27 +117,34 @@ class NoopAttached:
 
 
 def bench_throughput(rounds: int, seconds: float) -> None:
-    modes = [("detached", None, ""), ("no-op programs on the same raw tracepoints (the floor)", None, "noop")]
+    # (name, follow's arguments (None: no follower), tracepoints, the follower stopped once attached)
+    modes = [("detached", None, "", False), ("no-op programs on the same raw tracepoints (the floor)", None, "noop", False)]
     for tp in ("perf", "raw"):   # each attached mode on both kinds of tracepoint
-        modes += [(f"{tp}: filter matches nothing (--dport 9)", ("--dport", "9"), tp),
+        modes += [(f"{tp}: filter matches nothing (--dport 9)", ("--dport", "9"), tp, False),
                   (f"{tp}: expression matches nothing ('tcp port 9 or udp port 9')",
-                   ("tcp", "port", "9", "or", "udp", "port", "9"), tp),
-                  (f"{tp}: following every packet", (), tp)]
-    modes.append(("raw: following every packet within 10% of a CPU (--cpu 10)", ("--cpu", "10"), "raw"))
-    results: dict[str, list[float]] = {m: [] for m, _, _ in modes}
-    calls: dict[str, dict[str, list[int]]] = {m: {} for m, _, _ in modes}
+                   ("tcp", "port", "9", "or", "udp", "port", "9"), tp, False),
+                  (f"{tp}: following every packet", (), tp, False)]
+    modes.append(("raw: following every packet within 10% of a CPU (--cpu 10)", ("--cpu", "10"), "raw", False))
+    # the kernel's side alone: the ring fills, and from then on every new packet is shed
+    modes.append(("raw: following every packet, the follower stopped (SIGSTOP)", (), "raw", True))
+    results: dict[str, list[float]] = {m[0]: [] for m in modes}
+    calls: dict[str, dict[str, list[int]]] = {m[0]: {} for m in modes}
     for _ in range(rounds):
-        for name, args, tp in modes:
+        for name, args, tp, stopped in modes:
             p = start_follow(*args, tracepoints=tp) if args is not None else None
             noop = NoopAttached() if tp == "noop" else None
+            if p is not None and stopped:
+                p.send_signal(signal.SIGSTOP)
             try:
                 results[name].append(throughput(seconds))
             finally:
                 if p is not None:
+                    if stopped:
+                        p.send_signal(signal.SIGCONT)
                     stop_follow(p)
                 if noop is not None:
                     noop.close()
-    followers = [(name, args, tp) for name, args, tp in modes if args is not None]
+    followers = [(name, args, tp) for name, args, tp, stopped in modes if args is not None and not stopped]
     with bpf_stats():   # a round of its own: the kernel's counting costs a clock read per call
         for name, args, tp in followers:
             p = start_follow(*args, tracepoints=tp)
@@ -147,7 +155,7 @@ def bench_throughput(rounds: int, seconds: float) -> None:
                 stop_follow(p)
     base = statistics.median(results["detached"])
     print(f"TCP throughput through the full swarm ingress path ({rounds} rounds of {seconds:g} s, median):")
-    for name, _, _ in modes:
+    for name, *_ in modes:
         med = statistics.median(results[name])
         print(f"  {name:68} {med * 8 / 1e9:7.2f} Gbit/s   ratio {med / base:5.2f}")
     if not any(calls.values()):
@@ -288,7 +296,7 @@ def bench_capacity(rates: list[int], seconds: float, flows: str) -> None:
     best = 0.0
     for rate in rates:
         src = LiveSource(flt)
-        corr = Correlator(flt=flt, window_ns=500_000_000)
+        corr = Correlator(flt=flt, window_ns=500_000_000, untrack=False)   # as follow --json makes it
         out = JsonLinesWriter(open(os.devnull, "w"))
         try:
             sender = subprocess.Popen([sys.executable, "-c", SENDER, str(rate), str(seconds), SWARM.netns,
@@ -322,7 +330,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--starts", type=int, default=5)
-    ap.add_argument("--rates", default="500,1000,2000,3000,4000,6000,8000")
+    ap.add_argument("--rates", default="500,1000,2000,3000,3500,4000,5000,6000,8000")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench-live needs root", file=sys.stderr)

@@ -23,7 +23,7 @@ from .transitions import Topology, classify, hops
 __all__ = ["Correlator", "Topology", "classify", "flow_tuple", "identity", "DEFAULT_MAX_OPEN", "DEFAULT_WINDOW_NS"]
 
 DEFAULT_WINDOW_NS: Final = 1_000_000_000   # a hop more than 1 s after the last is another packet
-SWEEP_EVERY = 20_000                # events between sweeps of idle connections
+SWEEP_EVERY = 20_000                       # events between sweeps of idle connections
 SEEN_SIZE: Final = 4096                    # distinct frames remembered (see Correlator._recognize),
 SEEN_BYTES: Final = 8 << 20                # holding at most about this many bytes
 

@@ -12,11 +12,11 @@ from typing import Final, Optional
 
 from ..model import ICMP, TCP, UDP, Frame, HopEvent, IPv4
 
-PAYLOAD_KEY_BYTES: Final = 8               # payload bytes in the identity (a VXLAN-wrapped live
-                                    # snapshot of 128 bytes still holds 8 inner payload bytes)
-PAYLOAD_KEY_BYTES_V6: Final = 24           # IPv6 has no IP ID: more payload must tell packets apart
-                                    # (neighbour solicitations differ only in the target's low bytes)
-DUPLICATE_NS: Final = 1_000_000            # identical bytes at one place within 1 ms: seen twice
+PAYLOAD_KEY_BYTES: Final = 8       # payload bytes in the identity (a VXLAN-wrapped live
+                                   # snapshot of 128 bytes still holds 8 inner payload bytes)
+PAYLOAD_KEY_BYTES_V6: Final = 24   # IPv6 has no IP ID: more payload must tell packets apart
+                                   # (neighbour solicitations differ only in the target's low bytes)
+DUPLICATE_NS: Final = 1_000_000    # identical bytes at one place within 1 ms: seen twice
 TCP_SYN, TCP_FIN, TCP_ACK = 0x02, 0x01, 0x10
 
 

@@ -44,9 +44,9 @@ class Open:
         """Holes in its path: one reported, or losses while it was open and no end arrived after them."""
         return self.gap or (self.suspect and not self.end_seen)
 
-DEFAULT_MAX_OPEN: Final = 20_000   # open journeys kept at once; ~1 kB each
-DEFAULT_MAX_HELD: Final = 64 << 20  # bytes all open journeys may hold: their packets' bytes, plus HOP_COST a sighting
-HOP_COST: Final = 1024              # the objects of one sighting besides its bytes (event, decoded frame, indexes)
+DEFAULT_MAX_OPEN: Final = 20_000     # open journeys kept at once; ~1 kB each
+DEFAULT_MAX_HELD: Final = 64 << 20   # bytes all open journeys may hold: their packets' bytes, plus HOP_COST a sighting
+HOP_COST: Final = 1024               # the objects of one sighting besides its bytes (event, decoded frame, indexes)
 
 
 class OpenJourneys:
