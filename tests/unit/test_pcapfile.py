@@ -163,3 +163,42 @@ def test_pcapng_packet_on_undescribed_interface(tmp_path):
     w = PcapNgWriter(buf)
     w.packet(3, 1, PKT)
     assert "never described" in _problem(write(tmp_path, "x.pcapng", buf.getvalue())).problem
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe's way of handing bytes over: a few at a time, whatever was asked for."""
+
+    def __init__(self, data: bytes, piece: int):
+        self.data, self.at, self.piece = data, 0, piece
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self.piece, len(self.data) - self.at)
+        b[:n] = self.data[self.at:self.at + n]
+        self.at += n
+        return n
+
+
+def test_blocks_that_come_in_pieces_and_blocks_larger_than_a_read_are_read_whole(tmp_path):
+    """The reader parses blocks where they lie in what it read ahead; a block may arrive in many
+    pieces (a pipe: 64 KiB a read, here odd sizes) and be larger than what it reads at a time."""
+    buf = io.BytesIO()
+    w = PcapNgWriter(buf)
+    i = w.interface("eth0", 1)
+    big = PKT + bytes(range(256)) * 4096   # 1 MiB and more: four times what the reader asks for at once
+    sizes = [PKT, big, PKT[:20], big[:300_001], PKT]
+    for t, data in enumerate(sizes):
+        w.packet(i, t, data, comment=f"packet {t}")
+    whole = [(r.ts_ns, r.data, r.comment) for r in read_capture(write(tmp_path, "big.pcapng", buf.getvalue()))]
+    assert [d for _, d, _ in whole] == sizes and [c for _, _, c in whole] == [f"packet {t}" for t in range(5)]
+    for piece in (1, 7, 4096, 65536):
+        stream = io.BufferedReader(_Trickle(buf.getvalue(), piece))
+        assert [(r.ts_ns, r.data, r.comment) for r in read_capture("-", stream)] == whole, piece
+    cut = io.BufferedReader(_Trickle(buf.getvalue()[:-100_000], 65536))   # ends inside the last big block
+    got = []
+    with pytest.raises(BadCapture, match=r"truncated block at byte \d+ \(\d+ bytes announced, \d+ left\)"):
+        for r in read_capture("-", cut):
+            got.append(r.data)
+    assert got == sizes[:3]
