@@ -252,7 +252,9 @@ def _l4(data: bytes, off: int, end: int, dend: int, proto: int, layers: list, ip
         echo = (itype in (0, 8)) if proto == 1 else (itype in (128, 129))
         icmp = _record(ICMP, itype, code, ident if echo else 0, seq if echo else 0, proto == 58)
         layers.append(icmp)
-        return _frame(tuple(layers), ip=ip, l4=icmp, payload=data[off + 8:end])
+        # (not data[off + 8:end] when the header is cut short: compiled, a slice that ends before it
+        # begins is a SystemError, not b"")
+        return _frame(tuple(layers), ip=ip, l4=icmp, payload=data[off + 8:end] if end > off + 8 else b"")
     return _frame(tuple(layers), ip=ip, payload=data[off:end])
 
 

@@ -368,6 +368,8 @@ def _simple_packet(sec: "_Section", buf, off: int, body: int, end: int, fail) ->
     """A simple packet block: the first interface's, no timestamp."""
     if not sec.ifaces:
         raise fail(f"simple packet block at byte {off} before any interface")
+    if end - body < 4:
+        raise fail(f"short simple packet block at byte {off}")
     orig = sec.fmt.u32(buf, body)[0]
     caplen = min(orig, end - body - 4, sec.ifaces[0].snaplen or orig)
     return _record(Record, 0, sec.ifaces[0], buf[body + 4:body + 4 + caplen], orig, None, None)

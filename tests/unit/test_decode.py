@@ -127,6 +127,17 @@ def test_short_headers_decode_as_far_as_they_go():
     assert f.vxlan is not None and f.inner is not None and f.error == "short IPv4 header"
 
 
+def test_an_icmp_header_of_four_to_seven_bytes_has_its_type_and_no_payload():
+    """The IP length can end an ICMP header after its type, code and checksum (fuzzing found it: the
+    compiled decoder sliced the payload from past where the packet ends, a SystemError there)."""
+    full = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / SICMP(type=8, id=7, seq=9))
+    for cut in range(4, 8):
+        b = bytearray(full)
+        struct.pack_into("!H", b, 14 + 2, 20 + cut)   # the IP total length: `cut` bytes of ICMP
+        f = decode(bytes(b))
+        assert f.l4 is not None and (f.l4.type, f.l4.code) == (8, 0) and f.payload == b"" and f.error is None, cut
+
+
 def test_unknown_linktype_is_an_error_not_an_exception():
     assert decode(b"\x00" * 40, 9999).error == "link type 9999"
 

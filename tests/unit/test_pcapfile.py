@@ -202,3 +202,13 @@ def test_blocks_that_come_in_pieces_and_blocks_larger_than_a_read_are_read_whole
         for r in read_capture("-", cut):
             got.append(r.data)
     assert got == sizes[:3]
+
+
+def test_a_simple_packet_block_without_room_for_its_length_is_an_error(tmp_path):
+    """It was read as a packet whose length was the block's own trailing length field."""
+    buf = io.BytesIO()
+    w = PcapNgWriter(buf)
+    w.interface("eth0", 1)
+    path = write(tmp_path, "short-spb.pcapng", buf.getvalue() + _block(3, b""))
+    with pytest.raises(BadCapture, match="short simple packet block at byte"):
+        list(read_capture(path))
