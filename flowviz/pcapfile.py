@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Final, Iterator, NamedTuple, Optional
 from urllib.parse import quote
 
-from .gcuntrack import record
 from .errors import BadCapture
+from .gcuntrack import record
 from .model import KNOWN_LINKTYPES
 from .sanitize import safe
 

@@ -98,8 +98,9 @@ def checks() -> list[Check]:
 def _untrack_check() -> Check:
     from ..gcuntrack import BUILT
     return Check("C helper flowviz._untrack", BUILT,
-                 "built: finished journeys leave the garbage collector's lists" if BUILT else
-                 "not in use: pure Python, the same output with longer garbage-collection pauses under load",
+                 "built: records made in C, and journeys kept (the TUI) leave the garbage collector's lists"
+                 if BUILT else
+                 "not in use: pure Python, the same output, slower and with longer garbage-collection pauses",
                  "sudo ./scripts/setup (installs gcc and python3-dev, builds it)", required=False)
 
 

@@ -27,10 +27,10 @@ from operator import attrgetter
 from typing import BinaryIO, Final, Iterator, Optional
 from urllib.parse import unquote
 
-from ..gcuntrack import record
 from ..annotations import notes_decode
 from ..decode import sll_direction
 from ..errors import BadCapture, FlowvizError
+from ..gcuntrack import record
 from ..model import (DROP, FREE, HOOK_NAMES, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, RX, TX, UNKNOWN_HOOK,
                      ChangeKind, HopEvent)
 from ..pcapfile import Interface, Record, parse_meta, read_capture
