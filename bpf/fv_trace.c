@@ -5,7 +5,8 @@
  * skb:kfree_skb (drop + reason), skb:consume_skb (end of life), and
  * skb:skb_copy_datagram_iovec (a socket read it: forgotten, nothing sent).
  * Not net:netif_rx: what it queues, netif_receive_skb sees again (or kfree_skb
- * drops), so it only reported each of those packets twice. Each has two entry points: fv_X for the perf tracepoint (the
+ * drops), so it only reported each of those packets twice. Each hook has two
+ * entry points: fv_X for the perf tracepoint (the
  * kernel first copies the event's fields into a record; the skb address is
  * read at its tracefs offset) and fv_X_raw for the raw tracepoint, which gets
  * the tracepoint's arguments as they are (skb is args[0], kfree_skb's reason

@@ -268,14 +268,13 @@ def cmd_replay(args) -> int:
     if args.files.count(STDIN) > 1:
         raise BadInput("standard input (-) can be read only once")
     mode = _mode(args, keys_from_tty=from_stdin)
-    from .follow import close_pictures, pictures
+    from .follow import close_pictures, keeps_journeys, pictures
     sinks = pictures(args)   # made first: a bad path fails before anything is read
     try:
         stdin = _stdin_for_data() if from_stdin and mode == "tui" else None
         source = ReplaySource(args.files, stdin=stdin)
-        # journeys written and dropped need not leave the collector's lists; the TUI and pictures keep them
         correlator = Correlator(flt=flt, topology=source.topology, max_open=args.max_open,
-                                untrack=mode == "tui" or bool(sinks))
+                                untrack=keeps_journeys(mode, sinks))
         if mode == "tui":
             from .tui import run_app
             run_app(source, correlator, flt, follow_latest=False, sinks=sinks)

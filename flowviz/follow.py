@@ -41,7 +41,8 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     attached = False
     try:
         with live(flt, netns=args.netns, max_open=args.max_open, sample=args.sample,
-                  cpu=args.cpu / 100 if args.cpu else None) as (source, topo, correlator):
+                  cpu=args.cpu / 100 if args.cpu else None,
+                  untrack=keeps_journeys(mode, drawn)) as (source, topo, correlator):
             attached = True
             if recorder is not None:
                 recorder.describe = topo.describe
@@ -50,7 +51,6 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
                 run_app(source, correlator, flt, sinks=sinks, count=args.count, duration=args.duration,
                         follow_latest=True)
                 return _report_lost(source)
-            correlator.untrack = bool(drawn)   # journeys written and dropped stay in the collector's lists
             return _plain(source, correlator, mode, sinks, args.count, args.duration)
     finally:
         if recorder is not None:
@@ -63,9 +63,16 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
         close_pictures(drawn)
 
 
+def keeps_journeys(mode: str, drawn: list) -> bool:
+    """Whether journeys stay after they are handed on (the TUI lists them, pictures are drawn at the
+    end): only then is taking them out of the garbage collector's lists worth its cost (the
+    correlator's ``untrack``); written and dropped, they are not."""
+    return mode == "tui" or bool(drawn)
+
+
 @contextmanager
 def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN, sample: int = 1,
-         cpu: Optional[float] = None):
+         cpu: Optional[float] = None, untrack: bool = True):
     """The live source (attached), the topology naming its namespaces and a correlator for them, as
     follow uses them; detached and closed afterwards, whatever happens."""
     from .sources.live import LiveSource
@@ -74,7 +81,8 @@ def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN, sampl
     topo = None
     try:
         topo = LiveTopology(source.names)
-        yield source, topo, Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo, max_open=max_open)
+        yield source, topo, Correlator(flt=flt, window_ns=LIVE_WINDOW_NS, topology=topo, max_open=max_open,
+                                       untrack=untrack)
     finally:
         source.close()
         if topo is not None:

@@ -47,8 +47,8 @@ LOST: Final = "lost"  #: not a sighting: the kernel could not hand some over (ri
 
 #: what can see a packet: the live tracer's tracepoints, or a capture. A recording's hook= that
 #: names anything else is not believed (``UNKNOWN_HOOK``).
-HOOK_NAMES: Final = frozenset({"netif_receive_skb", "net_dev_start_xmit", "netif_rx", "kfree_skb", "consume_skb",
-                        "capture"})
+HOOK_NAMES: Final = frozenset({"netif_receive_skb", "net_dev_start_xmit", "netif_rx", "kfree_skb",
+                               "consume_skb", "capture"})
 UNKNOWN_HOOK: Final = "unknown"
 
 
@@ -246,7 +246,7 @@ class Frame(NamedTuple):
 
 _L4_NAMES: Final = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
 IP_PROTO_NAMES: Final = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp",
-                  58: "icmp", 132: "sctp"}
+                         58: "icmp", 132: "sctp"}
 
 
 TCP_FLAG_NAMES: Final = ((0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x20, "URG"))

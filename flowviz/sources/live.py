@@ -319,8 +319,10 @@ class LiveSource:
                 self._attach(kind)
                 self.compiled = "cache"
                 return
-            except Exception as e:   # the kernel refused what was kept (a refusal of raw tracepoints looks
-                # the same: the verifier's answer comes at attach; compiled anew, that one is raised again): forget it, compile as if it were not there
+            except Exception as e:
+                # the kernel refused what was kept: forget it and compile as if it were not there. (A
+                # kernel without raw tracepoints looks the same here, since the verifier answers at
+                # attach; the program compiled anew raises that refusal again.)
                 self._unload()
                 self.notices.clear()
                 bpfcache.forget(where, key)

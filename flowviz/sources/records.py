@@ -15,8 +15,8 @@ from . import hooks
 
 #: struct fv_event of bpf/fv_events.h, field for field (tests/unit/test_bpf_struct.py checks it)
 FV_EVENT: Final = struct.Struct("<QQ6IHBBBB2s16s128s")
-FV_EVENT_FIELDS: Final = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook", "l2",
-                   "nnotes", "flags", "pad", "ifname", "data")
+FV_EVENT_FIELDS: Final = ("ts_ns", "skb", "netns", "ifindex", "len", "mark", "reason", "cpu", "caplen", "hook",
+                          "l2", "nnotes", "flags", "pad", "ifname", "data")
 FV_EV_GAP: Final = 1
 FV_EV_COMPACT: Final = 2
 #: the head of struct fv_event, all a record holds when it carries no bytes (FV_EVENT_HEAD)
@@ -26,9 +26,10 @@ SNAPS_MAX: Final = 1 << 17
 
 _record: Final = record
 
-#: hook number → (tracepoint name shown to people, direction)
+#: hook number → (tracepoint name shown to people, direction); 3, netif_rx, is no longer attached and
+#: stays a name recordings may carry (model.HOOK_NAMES)
 HOOKS: Final = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
-         4: ("kfree_skb", DROP), 5: ("consume_skb", FREE)}
+                4: ("kfree_skb", DROP), 5: ("consume_skb", FREE)}
 
 
 class Records:

@@ -74,6 +74,14 @@ def test_a_correlator_whose_journeys_are_written_and_dropped_leaves_them_tracked
     assert journeys and all(gc.is_tracked(h) for j in journeys for h in j.hops)
 
 
+def test_journeys_are_untracked_where_they_are_kept_and_only_there():
+    """replay and follow ask for untracking (keeps_journeys) in the TUI and with pictures to draw,
+    which keep journeys; JSON or text alone writes each and drops it."""
+    from flowviz.follow import keeps_journeys
+    assert keeps_journeys("tui", []) and keeps_journeys("json", ["a picture"]) and keeps_journeys("text", ["a picture"])
+    assert not keeps_journeys("json", []) and not keeps_journeys("text", [])
+
+
 def _outputs(pure: bool) -> str:
     """Every sample capture's and fuzz-corpus file's JSON Lines and text output (or the error it
     gives), from a fresh interpreter; first what doctor says of the C helper and the compiled modules."""
