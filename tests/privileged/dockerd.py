@@ -251,13 +251,17 @@ class StandIn:
         self.settle()
 
     def settle(self, quiet_s: float = 2.0, limit_s: float = 60.0) -> None:
-        """Wait until its data root stops changing (image import, container start: slower on a
-        cold machine), so what changes later is not its own doing."""
+        """Wait until its data root and the machine's links, routes and rules stop changing (image
+        import, container start: slower on a cold machine; docker0's IPv6 link-local address and its
+        route come a second or two after the container's veth brings it up, once duplicate address
+        detection is done), so what changes later is not its own doing: the tests' engine takes
+        the machine as it is then for what it must leave behind. (CI once saw that route appear after
+        the snapshot, and blamed it on the tests.)"""
         deadline = time.monotonic() + limit_s
-        last = self.tree()
+        last = (self.tree(), machine.state())
         while time.monotonic() < deadline:
             time.sleep(quiet_s)
-            now = self.tree()
+            now = (self.tree(), machine.state())
             if now == last:
                 return
             last = now
