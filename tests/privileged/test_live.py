@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import json
 import os
@@ -113,20 +114,50 @@ def test_the_recording_replays_to_the_same_journeys(followed):
     again = sorted((j["path"], [c["kind"] for c in j["changes"]], j["reply_to"] is None) for j in rj)
     assert again == live
     # Wireshark reads it as it is: one interface per (namespace, device), named so; the hop metadata
-    # in comments it shows; and its expert analysis finds no error and no warning (only notes: the
-    # same packet seen at every hop looks like retransmissions to it)
-    t = subprocess.run(["tshark", "-r", rec, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment"],
-                       capture_output=True, text=True)
+    # in comments it shows; the frames in time order; and its expert analysis finds nothing malformed
+    t = subprocess.run(["tshark", "-r", rec, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment",
+                        "-e", "frame.time_epoch"], capture_output=True, text=True)
     assert t.returncode == 0, t.stderr
     rows = [l.split("\t") for l in t.stdout.splitlines()]
     names = {r[0] for r in rows}
     assert {"client/eth0", "node1/docker_gwbridge", "node1:ingress_sbox/eth1", "node1:ingress_sbox/eth0"} <= names
     assert all(r[1].startswith("flowviz: dir=") and " hook=" in r[1] and " skb=0x" in r[1] for r in rows)
+    times = [decimal.Decimal(r[2]) for r in rows]
+    assert times == sorted(times), _tcp_frames(rec)
     expert = subprocess.run(["tshark", "-r", rec, "-q", "-z", "expert"], capture_output=True, text=True)
     assert expert.returncode == 0
-    sections = [l.split(" (")[0] for l in expert.stdout.splitlines() if l[:1].isupper() and " (" in l]
-    assert not {"Errors", "Warns", "Warnings"} & set(sections), expert.stdout
+    assert expert_findings(expert.stdout, "Errors") == [], expert.stdout + _tcp_frames(rec)
+    # Warnings may only be TCP's sequence analysis of the traffic itself: the same packet seen at every
+    # hop looks like retransmissions to it (notes), and where two segments of a connection were sent
+    # from two CPUs (TCP sends from the softirq that took an ACK too) the later one can overtake the
+    # earlier on the way; the stock-kernel guest's emulated CPUs did, and its frames showed it
+    warns = expert_findings(expert.stdout, "Warns") + expert_findings(expert.stdout, "Warnings")
+    assert all(group == "Sequence" and proto == "TCP" for group, proto, _ in warns), \
+        expert.stdout + _tcp_frames(rec)
     assert [l for l in expert.stderr.splitlines() if "could be dangerous" not in l] == []
+
+
+def expert_findings(report: str, section: str) -> list[tuple[str, str, str]]:
+    """(group, protocol, summary) of each row in a section ("Errors", "Warns", "Notes") of tshark's
+    `-z expert` report."""
+    out, inside = [], False
+    for line in report.splitlines():
+        if line[:1].isupper():   # a section's title: "Warns (2)"
+            inside = line.split(" (")[0] == section
+        elif inside and line.strip() and line.split()[0].isdigit():
+            _, group, proto, summary = line.split(None, 3)
+            out.append((group, proto, summary))
+    return out
+
+
+def _tcp_frames(rec: str) -> str:
+    """Every TCP frame of a recording, one line each, with what tshark's analysis says of it."""
+    fields = ["frame.number", "frame.time_relative", "frame.interface_name", "ip.src", "ip.dst", "tcp.srcport",
+              "tcp.dstport", "tcp.flags.str", "tcp.seq_raw", "tcp.len", "tcp.ack_raw", "_ws.expert.message",
+              "frame.comment"]
+    t = subprocess.run(["tshark", "-r", rec, "-Y", "tcp", "-T", "fields", *(a for f in fields for a in ("-e", f))],
+                       capture_output=True, text=True)
+    return "\n" + "\t".join(fields) + "\n" + t.stdout
 
 
 def test_traffic_that_does_not_match_produces_nothing(swarm_lab, tmp_path):
