@@ -353,8 +353,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.environ["DOCKER_HOST"] = args.docker_host   # how the Docker SDK (and any docker CLI we run) finds it
     from .pipeline import tune_gc
     tune_gc()
-    # SIGTERM ends the run like ^C does, so cleanups (BPF detach, lab teardown) run.
+    # SIGTERM ends the run like ^C does, so cleanups (BPF detach, lab teardown) run. ^C too when
+    # started with SIGINT ignored, as a non-interactive shell starts a background job (`flowviz follow
+    # ... &` in a script): Python then leaves it ignored, and a SIGINT before follow's own handler was
+    # in place (while attaching) was lost, and the follow never ended (scripts/bench-live saw it).
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.func(args) or 0
     except FlowvizError as e:

@@ -12,6 +12,8 @@ import sys
 import termios
 import time
 
+import pytest
+
 from support import flowviz
 
 
@@ -77,13 +79,15 @@ def test_journeys_come_out_while_the_writer_is_still_writing(swarm_pcap):
     assert p.returncode == 0
 
 
-def test_a_fifo_nobody_writes_to_can_be_interrupted(tmp_path):
+@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN])
+def test_a_fifo_nobody_writes_to_can_be_interrupted(tmp_path, inherited):
+    """^C ends every command, also one started with SIGINT ignored, as a shell's background job (a CI
+    runner's, a script's `flowviz follow ... &`) starts: Python would keep that ignore, and follow,
+    which handles SIGINT itself once it follows, ignored one sent while it attached, and never ended."""
     fifo = tmp_path / "idle.fifo"
     os.mkfifo(fifo)
-    # SIGINT as a terminal delivers it: a shell's background job (a CI runner's, say) starts with it
-    # ignored, and Python keeps an inherited ignore, rightly
     p = subprocess.Popen(_flowviz_argv("replay", str(fifo)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, inherited))
     try:
         # interrupt it where it waits for a writer (the kernel says so), not while Python is still starting
         end = time.monotonic() + 60
