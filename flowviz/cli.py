@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="follow one in N new flows (chosen in the kernel; the others are counted)")
     f.add_argument("--cpu", type=_positive(float, high=100), metavar="PERCENT",
                    help="use at most this share of one CPU: past it the kernel sheds new flows (counted), so "
-                        "a busy host keeps its CPU; the flows followed stay whole")
+                        "a busy host keeps its CPU; the flows followed stay whole. Following everything (no "
+                        "filter) the default is 10; 100 lifts the limit")
     f.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)  # print the final C and exit
     _docker_args(f)
     f.set_defaults(func=cmd_follow)

@@ -19,6 +19,23 @@ from .sanitize import safe
 
 LIVE_WINDOW_NS = 500_000_000   # a journey is done 0.5 s after its last sighting
 LOST_REPORT_EVERY_S = 1.0
+#: following everything (no filter, no --netns) uses at most this share of one CPU unless --cpu says
+#: otherwise. Every packet of the host is then a flow of its own: on a busy host userspace cannot take
+#: them all (a TCP transfer offers ~500,000 sightings/s), and unbudgeted it took a whole core and cost
+#: a third of the transfer's throughput (scripts/bench-live). Past the share, new packets are shed
+#: whole in the kernel, and counted; a packet followed is followed whole. With a filter the user asked
+#: for those flows, so no default: a budget would make a followed flow that outruns it lose sightings.
+ALL_CPU_PERCENT = 10.0
+
+
+def cpu_share(asked: Optional[float], flt: FlowFilter, netns: Optional[str]) -> tuple[Optional[float], bool]:
+    """(the share of one CPU following may use, or None for as much as it takes; whether that is the
+    default rather than asked for). ``asked``: --cpu PERCENT; 100 lifts the budget."""
+    default = asked is None and flt.empty and netns is None
+    percent = ALL_CPU_PERCENT if default else asked
+    if percent is None or percent >= 100:
+        return None, False
+    return percent / 100, default
 
 
 def run_follow(args, flt: FlowFilter, mode: str) -> int:
@@ -40,9 +57,9 @@ def run_follow(args, flt: FlowFilter, mode: str) -> int:
     sinks = ([recorder] if recorder is not None else []) + drawn
     attached = False
     try:
-        with live(flt, netns=args.netns, max_open=args.max_open, sample=args.sample,
-                  cpu=args.cpu / 100 if args.cpu else None,
-                  untrack=keeps_journeys(mode, drawn)) as (source, topo, correlator):
+        share, default = cpu_share(args.cpu, flt, args.netns)
+        with live(flt, netns=args.netns, max_open=args.max_open, sample=args.sample, cpu=share,
+                  cpu_default=default, untrack=keeps_journeys(mode, drawn)) as (source, topo, correlator):
             attached = True
             if recorder is not None:
                 recorder.describe = topo.describe
@@ -72,12 +89,12 @@ def keeps_journeys(mode: str, drawn: list) -> bool:
 
 @contextmanager
 def live(flt: FlowFilter, *, netns=None, max_open: int = DEFAULT_MAX_OPEN, sample: int = 1,
-         cpu: Optional[float] = None, untrack: bool = True):
+         cpu: Optional[float] = None, cpu_default: bool = False, untrack: bool = True):
     """The live source (attached), the topology naming its namespaces and a correlator for them, as
     follow uses them; detached and closed afterwards, whatever happens."""
     from .sources.live import LiveSource
     from .topology.live import LiveTopology
-    source = LiveSource(flt, netns=netns, sample=sample, cpu=cpu)
+    source = LiveSource(flt, netns=netns, sample=sample, cpu=cpu, cpu_default=cpu_default)
     topo = None
     try:
         topo = LiveTopology(source.names)
@@ -124,6 +141,8 @@ def _plain(source, correlator: Correlator, mode: str, extra_sinks, count, durati
     sampled = f", one in {source.sample} new flows" if source.sample > 1 else ""
     if source.budget is not None:
         sampled += f", within {source.budget.share * 100:g}% of a CPU"
+        if source.budget.default:
+            sampled += " (the default without a filter; --cpu 100 lifts it)"
     ring = "through its mappings" if source.reader == "mapped" else "through libbpf"
     print(f"flowviz: following {source.filter.describe()}{sampled} on {source.tracepoints} tracepoints "
           f"{', '.join(source.attached)}{kept}; the ring buffer read {ring} (^C to stop)",
@@ -194,7 +213,10 @@ def _report_lost(source) -> int:
     if sampled_out:
         print(f"flowviz: {sampled_out} new flows were left out by --sample {source.sample}", file=sys.stderr)
     if source.budget is not None and source.budget.waited >= 0.01:
-        print(f"flowviz: waited {source.budget.waited:.1f} s in all to stay within --cpu "
-              f"{source.budget.share * 100:g}%", file=sys.stderr)
+        percent = f"{source.budget.share * 100:g}%"
+        within = f"{percent} of a CPU (the default without a filter)" if source.budget.default \
+            else f"--cpu {percent}"
+        print(f"flowviz: waited {source.budget.waited:.1f} s in all to stay within {within}; new flows "
+              "were shed meanwhile (--cpu 100: no budget)", file=sys.stderr)
     return 0
 

@@ -9,8 +9,10 @@ and the benchmarks all run a source through a correlator the same way:
   recorder) and is counted;
 * it stops when the source ends, when ``count`` journeys were taken, when
   ``duration`` seconds have passed, or on :meth:`stop` (a signal handler, the
-  UI); then the journeys still open are finished too (unless ``count`` was
-  reached: those would be more than asked for);
+  UI). The last two ask the source to end, and what it gives until then is
+  still taken (a live source: what its ring buffer held at the stop). Then the
+  journeys still open are finished too (unless ``count`` was reached: those
+  would be more than asked for);
 * ``tick`` is called about every ``tick_s`` seconds (lost-event reports,
   the status line).
 
@@ -77,8 +79,12 @@ class Pipeline:
             if self.tick is not None and now - last_tick >= self.tick_s:
                 last_tick = now
                 self.tick()
-            if self._stopping or self.full or (self.deadline is not None and now >= self.deadline):
+            if self.full:
                 break
+            if not self._stopping and self.deadline is not None and now >= self.deadline:
+                self.stop()
+            # stopping, the source ends soon: what it still gives (a live source: what was in its ring
+            # buffer at the stop, a followed packet's later hops among it) is taken first
         if not self.full:
             yield self._take(correlator.flush())
 

@@ -37,17 +37,22 @@ POLL_MAX = 4096
 #: the busiest flood bench-live offers.
 POLL_S = 0.01
 POLL_IDLE_S = 0.05
+DRAIN_S = 1.0   #: stopped, the ring's last sightings are taken for at most this long (the TUI waits 3 s)
 BUDGET_WINDOW_S = 1.0   #: --cpu: the share is kept over each such span (a burst may use more within it)
 
 
 class CpuBudget:
-    """``follow --cpu``: this process uses at most ``share`` of one CPU. While it is over, the follower
+    """``follow --cpu``: following uses at most ``share`` of one CPU. While it is over, the follower
     waits before its next take from the ring buffer; the ring fills, and the kernel sheds new flows
     (fv_admit) instead of the followed ones losing sightings. ``clock`` and ``used``: wall time and
-    this process's CPU time, in seconds."""
+    the CPU time of the thread that takes from the ring (it also joins and writes what it takes), in
+    seconds. Only that thread's: the TUI draws on another, and a share its drawing alone used up would
+    owe a wait that only grew, so that nothing was read again. ``default``: the share was not asked
+    for (following everything: ALL_CPU_PERCENT in follow.py)."""
 
-    def __init__(self, share: float, clock=time.monotonic, used=time.process_time):
+    def __init__(self, share: float, clock=time.monotonic, used=time.thread_time, default: bool = False):
         self.share = share
+        self.default = default
         self.clock, self.used = clock, used
         self._since: Optional[tuple[float, float]] = None   # the window's start: the first take's
         self.waited = 0.0   #: seconds waited in all
@@ -241,8 +246,9 @@ class LiveSource:
     budget: Optional[CpuBudget] = None   #: follow --cpu
 
     def __init__(self, flt: FlowFilter, *, netns: Optional[str] = None, names=None, sample: int = 1,
-                 cpu: Optional[float] = None):
-        """``cpu``: at most this share of one CPU (``follow --cpu``; None: as much as it takes)."""
+                 cpu: Optional[float] = None, cpu_default: bool = False):
+        """``cpu``: at most this share of one CPU (``follow --cpu``, or its default ``cpu_default``;
+        None: as much as it takes)."""
         if not has_privileges():
             raise NeedRoot("flowviz follow needs root, or CAP_BPF and CAP_PERFMON (try: sudo flowviz follow ...)")
         try:
@@ -258,7 +264,7 @@ class LiveSource:
         self.reasons = drop_reason_names(self.root)
         self.hooks = hooks.detect(self.root)
         self.sample = sample
-        self.budget = CpuBudget(cpu) if cpu is not None else None
+        self.budget = CpuBudget(cpu, default=cpu_default) if cpu is not None else None
         self.cflags = build_cflags(flt, self.netns_inode, self.root, sample) + hooks.hook_cflags(self.hooks)
         self.problems: list[FlowvizError] = []
         self.filter = flt
@@ -422,17 +428,33 @@ class LiveSource:
         over (the lost count grew), a LOST marker, so that journeys open then are known to possibly
         miss one. The kernel wakes no one (FV_SUBMIT): what is in the ring is taken every POLL_S
         (up to POLL_IDLE_S while it stays empty), and at once again after a take that stopped at
-        POLL_MAX. Under ``--cpu``, each take waits until the budget allows it."""
+        POLL_MAX. Under ``--cpu``, each take waits until the budget allows it.
+
+        Once stopped, what the programs had put in the ring by then is taken, at once and whatever
+        the budget says, and then the sightings end: a followed packet's later hops may wait there
+        (under a budget, up to half the ring), and left behind, its journey would end short of them
+        and unmarked. That takes at most DRAIN_S; what is left then counts as lost (a LOST marker)."""
         take = self._take_mapped if self._ring is not None else self.bpf.ring_buffer_consume
         lost_seen = self.lost
         owed = False   # a loss whose marker must come (again) after the next batch
         capped = False
         wait = POLL_S
-        while not self._stopped:
-            if not capped:
-                time.sleep(wait)
-            if self.budget is not None:
-                self._keep_budget(self.budget)
+        until: Optional[int] = None   # stopped: the ring bytes put in by then (fv_ring_use[0])
+        drain_end = 0.0
+        while True:
+            if until is None and self._stopped:
+                until, drain_end = self._made(), time.monotonic() + DRAIN_S
+            if until is not None:
+                if self._read_bytes >= until:
+                    break
+                if time.monotonic() >= drain_end:
+                    owed = True   # cut short: the journeys open may miss a sighting left in the ring
+                    break
+            else:
+                if not capped:
+                    time.sleep(wait)
+                if self.budget is not None:
+                    self._keep_budget(self.budget)
             # Read before the take: a sighting lost before now was lost after every record committed
             # before it; a take that drains the ring takes all of those, so the marker comes after
             # them. (Read after it, a loss could be counted while earlier records still waited: their
@@ -448,6 +470,8 @@ class LiveSource:
                 batch, self._pending = self._pending, []
                 self.delivered += len(batch)
                 yield from batch
+            elif until is not None:
+                break   # nothing more committed (a take below `until` that finds none: never wait)
             else:
                 yield None
             if lost > lost_seen:
@@ -456,6 +480,17 @@ class LiveSource:
             if owed:
                 yield HopEvent(time.time_ns(), "", LOST, b"")
                 owed = capped
+        if owed or self.lost > lost_seen:   # lost while the last of the ring was taken
+            yield HopEvent(time.time_ns(), "", LOST, b"")
+
+    def _made(self) -> int:
+        """Ring buffer bytes the programs have put in so far (as _read_bytes counts them)."""
+        if self.bpf is None:
+            return self._read_bytes
+        try:
+            return int(self.bpf["fv_ring_use"][ctypes.c_int(0)].value)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return self._read_bytes   # nothing to wait for
 
     def _keep_budget(self, budget: CpuBudget) -> None:
         left = budget.owed()
@@ -500,8 +535,11 @@ class LiveSource:
         if now - t0 >= 1.0:
             self._rate = (self.delivered - n0) / (now - t0)
             self._rate_mark = (now, self.delivered)
-        return SourceStatus("live", f"{len(self.attached)} {self.tracepoints} tracepoints", events=self.delivered,
-                            lost=self.lost, shed=self.shed, rate=self._rate, notes=tuple(self.notices))
+        label = f"{len(self.attached)} {self.tracepoints} tracepoints"
+        if self.budget is not None:   # why new flows are shed on a busy host
+            label += f", within {self.budget.share * 100:g}% of a CPU"
+        return SourceStatus("live", label, events=self.delivered, lost=self.lost, shed=self.shed, rate=self._rate,
+                            notes=tuple(self.notices))
 
     def stop(self) -> None:
         self._stopped = True

@@ -609,3 +609,4 @@ def test_following_everything_a_flood_sheds_new_packets_and_loses_no_sighting(sw
     assert s["shed"] > 100 and s["lost"] == 0 and s["incomplete"] == 0, s
     assert f.journeys() and "sightings were lost" not in f.stderr and f"on {kind} tracepoints" in f.stderr
     assert f"the ring buffer read {READ[reader]}" in f.stderr
+    assert "within 10% of a CPU (the default without a filter" in f.stderr

@@ -4,6 +4,9 @@ journey open then whose end never arrived is marked too; never a shorter path sh
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from flowviz.correlate import Correlator
@@ -118,8 +121,24 @@ class _Ring:
                 break
         self.takes.append(taken)
 
+    made: int = -1   #: bytes the programs put in (fv_ring_use[0]); -1: the map is not there
+
     def __getitem__(self, name):
+        if name == "fv_ring_use" and self.made >= 0:
+            return _Use(self.made)
         raise KeyError(name)   # the lost count: the source's own (_lost), set by the test
+
+
+class _Use:
+    """fv_ring_use as bcc hands it over: [c_int(0)].value, the bytes the programs put in."""
+
+    def __init__(self, made: int):
+        self.made = made
+
+    def __getitem__(self, key):
+        from types import SimpleNamespace
+        assert key.value == 0
+        return SimpleNamespace(value=self.made)
 
 
 class _Mapped(_Ring):
@@ -235,3 +254,117 @@ def test_over_its_cpu_budget_the_follower_waits_before_it_takes(monkeypatch, rea
     assert [next(got).dir for _ in range(3)] == ["rx"] * 3
     assert waits == [0.01, 0.05, 0.05, pytest.approx(0.02)]   # the poll, then the budget's naps, then the take
     assert ring.takes[0] == 3 and src.budget.waited == pytest.approx(0.12)
+
+
+def test_the_cpu_budget_counts_only_the_thread_that_takes():
+    """The TUI draws on another thread: CPU that thread uses is not the follower's, and must not make it
+    owe a wait (a drawing that used up the share alone would owe one that only grew)."""
+    import threading
+    import time
+    from flowviz.sources.live import CpuBudget
+    b = CpuBudget(0.01)
+    assert b.owed() == 0.0   # the window begins
+    spun = threading.Event()
+
+    def draw():   # another thread, busy for 0.3 s of CPU
+        t = time.thread_time()
+        while time.thread_time() - t < 0.3:
+            pass
+        spun.set()
+
+    threading.Thread(target=draw).start()
+    assert spun.wait(30)
+    assert b.owed() == 0.0   # this thread slept meanwhile: nothing owed, whatever the other used
+
+
+@pytest.mark.parametrize("asked,flt,netns,share", [
+    (None, {}, None, (0.10, True)),                   # following everything: the default share
+    (None, {}, "web", (None, False)),                 # a namespace picked: its flows, whole
+    (None, {"dport": 80}, None, (None, False)),       # a filter: the flows asked for, whole
+    (None, {"expr": "tcp"}, None, (None, False)),
+    (25.0, {}, None, (0.25, False)),                  # asked for
+    (5.0, {"dport": 80}, None, (0.05, False)),
+    (100.0, {}, None, (None, False)),                 # 100: no limit
+])
+def test_following_everything_keeps_a_cpu_share_unless_asked_otherwise(asked, flt, netns, share):
+    from flowviz.filter import FlowFilter
+    from flowviz.follow import ALL_CPU_PERCENT, cpu_share
+    helped = subprocess.run([sys.executable, "-m", "flowviz", "follow", "--help"], capture_output=True,
+                            text=True).stdout
+    assert f"the default is {ALL_CPU_PERCENT:g};" in " ".join(helped.split())   # as `follow --help` says
+    got = cpu_share(asked, FlowFilter(**flt), netns)
+    assert (pytest.approx(got[0]) if got[0] is not None else None, got[1]) == share
+
+
+@pytest.mark.parametrize("reader", ["mapped", "libbpf"])
+def test_stopped_the_follower_takes_what_the_ring_held_then_and_ends(monkeypatch, reader):
+    """A stop (^C, --duration) while the ring still holds sightings, as it does under a budget: those
+    were made before the stop, and a followed packet's later hops may be among them. They are taken
+    at once (the budget's wait is not waited), what came after is not waited for, and the sightings end."""
+    from flowviz.sources import live
+
+    monkeypatch.setattr(live, "POLL_MAX", 100)
+    src, ring, waits = _ringed_source(monkeypatch, 250, reader)
+    owing = []
+
+    class Budget:
+        waited = 0.0
+
+        def owed(self):
+            owing.append(1)
+            return 0.0 if len(owing) == 1 else 10.0   # over budget after the first take
+
+    src.budget = Budget()
+    got = src.events()
+    first = [next(got) for _ in range(100)]
+    ring.made = 250 * 32   # all 250 put in by now (32 ring bytes each)
+    src.stop()
+    ring.left += 30        # sighted after the stop
+    rest = list(got)       # it ends
+    assert len(first) + len(rest) >= 250 and all(e.dir == "rx" for e in rest)
+    assert len(owing) == 1 and src.budget.waited == 0.0 and waits == [live.POLL_S]   # never waited again
+    assert ring.left >= 30 - (100 - 50)   # at most one take past the stop's bytes
+
+
+def test_a_stopped_pipeline_takes_what_the_source_still_gives():
+    """Pipeline.stop (a signal handler, the UI, --duration) asks the source to end and takes what it
+    gives until it does, then finishes the journeys still open."""
+    from flowviz.pipeline import Pipeline
+    from test_correlate import SYN, T0, ev
+
+    class Source:
+        kind = "live"
+        stopped = False
+
+        def events(self):
+            for i, (place, d) in enumerate((("c1/eth0", "tx"), ("u/p-c1", "rx"), ("u/p-n1", "tx"))):
+                yield ev(i, place, d, SYN)
+                if i == 0:
+                    pipeline.stop()   # more was already made
+            assert self.stopped
+
+        def now_ns(self):
+            return T0
+
+        def stop(self):
+            self.stopped = True
+
+    pipeline = Pipeline(Source(), Correlator())
+    journeys = [j for step in pipeline.steps() for j in step]
+    assert [[h.event.place for h in j.hops] for j in journeys] == [["c1/eth0", "u/p-c1", "u/p-n1"]]
+
+
+def test_a_stop_that_cannot_take_the_rest_in_time_marks_the_open_journeys(monkeypatch):
+    """The rest of the ring is taken for at most DRAIN_S (the TUI waits 3 s for the feeder): what is
+    left then counts as lost, so the journeys still open are marked, not shown short."""
+    from flowviz.model import LOST
+    from flowviz.sources import live
+
+    monkeypatch.setattr(live, "POLL_MAX", 100)
+    monkeypatch.setattr(live, "DRAIN_S", 0.0)
+    src, ring, _ = _ringed_source(monkeypatch, 250, "mapped")
+    got = src.events()
+    assert [next(got).dir for _ in range(100)] == ["rx"] * 100
+    ring.made = 250 * 32
+    src.stop()
+    assert [e.dir for e in got] == [LOST]
