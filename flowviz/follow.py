@@ -216,7 +216,7 @@ def _report_lost(source) -> int:
         percent = f"{source.budget.share * 100:g}%"
         within = f"{percent} of a CPU (the default without a filter)" if source.budget.default \
             else f"--cpu {percent}"
-        print(f"flowviz: waited {source.budget.waited:.1f} s in all to stay within {within}; new flows "
-              "were shed meanwhile (--cpu 100: no budget)", file=sys.stderr)
+        print(f"flowviz: waited {source.budget.waited:.1f} s in all to stay within {within}; --cpu 100 lifts it",
+              file=sys.stderr)
     return 0
 
