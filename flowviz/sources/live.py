@@ -451,10 +451,7 @@ class LiveSource:
                     owed = True   # cut short: the journeys open may miss a sighting left in the ring
                     break
             else:
-                if not capped:
-                    time.sleep(wait)
-                if self.budget is not None:
-                    self._keep_budget(self.budget)
+                self._pause(0.0 if capped else wait)
             # Read before the take: a sighting lost before now was lost after every record committed
             # before it; a take that drains the ring takes all of those, so the marker comes after
             # them. (Read after it, a loss could be counted while earlier records still waited: their
@@ -491,6 +488,14 @@ class LiveSource:
             return int(self.bpf["fv_ring_use"][ctypes.c_int(0)].value)
         except (KeyError, TypeError, ValueError, AttributeError):
             return self._read_bytes   # nothing to wait for
+
+    def _pause(self, wait: float) -> None:
+        """Before a take: ``wait`` seconds (0: the last take stopped at POLL_MAX, the ring holds more),
+        then what the budget owes."""
+        if wait:
+            time.sleep(wait)
+        if self.budget is not None:
+            self._keep_budget(self.budget)
 
     def _keep_budget(self, budget: CpuBudget) -> None:
         left = budget.owed()
