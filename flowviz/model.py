@@ -45,8 +45,9 @@ DROP: Final = "drop"  #: the kernel freed it as a drop (skb:kfree_skb), with a r
 FREE: Final = "free"  #: end of life without a drop (skb:consume_skb); not a hop
 LOST: Final = "lost"  #: not a sighting: the kernel could not hand some over (ring buffer full) just now
 
-#: what can see a packet: the live tracer's tracepoints, or a capture. A recording's hook= that
-#: names anything else is not believed (``UNKNOWN_HOOK``).
+#: what can see a packet: the live tracer's tracepoints, or a capture; and netif_rx, which recordings
+#: made before flowviz stopped attaching it name. A recording's hook= that names anything else is not
+#: believed (``UNKNOWN_HOOK``).
 HOOK_NAMES: Final = frozenset({"netif_receive_skb", "net_dev_start_xmit", "netif_rx", "kfree_skb",
                                "consume_skb", "capture"})
 UNKNOWN_HOOK: Final = "unknown"

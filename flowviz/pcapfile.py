@@ -140,7 +140,7 @@ def _read_pcap(path: str, f: BinaryIO, head: bytes, bo: str) -> Iterator[Record]
     iface = Interface(0, linktype, None, None, snaplen)
     scale = 1 if magic == PCAP_MAGIC_NS else 1000
     limit = max(snaplen, MAX_SNAPLEN)
-    hdr = struct.Struct(bo + "IIII")
+    header: Callable[[bytes], tuple] = struct.Struct(bo + "IIII").unpack   # bound once, as _Formats
     read = f.read
     off, count = 24, 0
     while True:
@@ -149,7 +149,7 @@ def _read_pcap(path: str, f: BinaryIO, head: bytes, bo: str) -> Iterator[Record]
             return
         if len(rh) < 16:
             raise BadCapture(path, f"truncated record header after packet {count} (byte {off})", partial=count > 0)
-        sec, frac, incl, orig = hdr.unpack(rh)
+        sec, frac, incl, orig = header(rh)
         if incl > limit:
             raise BadCapture(path, f"record {count + 1} claims {incl} bytes, more than the snapshot length {snaplen}",
                              partial=count > 0)

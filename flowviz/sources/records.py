@@ -26,10 +26,10 @@ SNAPS_MAX: Final = 1 << 17
 
 _record: Final = record
 
-#: hook number → (tracepoint name shown to people, direction); 3, netif_rx, is no longer attached and
-#: stays a name recordings may carry (model.HOOK_NAMES)
-HOOKS: Final = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 3: ("netif_rx", RX),
-                4: ("kfree_skb", DROP), 5: ("consume_skb", FREE)}
+#: hook number → (tracepoint name shown to people, direction); 3 (FV_HOOK_RX_ENQUEUE, netif_rx) is
+#: not attached any more, and the kernel never sends it
+HOOKS: Final = {1: ("netif_receive_skb", RX), 2: ("net_dev_start_xmit", TX), 4: ("kfree_skb", DROP),
+                5: ("consume_skb", FREE)}
 
 
 class Records:
